@@ -1,0 +1,78 @@
+"""The ``mlflow.app`` entry point: ``mlflow server --app-name hokusai``.
+
+``Hokusai`` is the extension object (flask-login style ``init_app``): it owns the
+settings, the database and the gate, and installs the built-in plugins. The
+factory then puts the gate outermost: around the FastAPI app under uvicorn
+(which must get an ASGI app back), around Flask's ``wsgi_app`` otherwise.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+
+from mlflow_hokusai.db import migrate
+from mlflow_hokusai.db.engine import get_engine, resolve_database_uri
+from mlflow_hokusai.errors import HokusaiError
+from mlflow_hokusai.plugins.auth.gate import Gate
+from mlflow_hokusai.plugins.auth.keystore import KeyStore
+from mlflow_hokusai.settings import Settings, get_settings
+
+# Core features are plugins too; each module exposes init_app(flask_app, hokusai).
+BUILTIN_PLUGINS = (
+    "mlflow_hokusai.plugins.auth",
+)
+
+_logger = logging.getLogger("mlflow_hokusai")
+
+
+def configure_logging(level: str) -> None:
+    if not _logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        _logger.addHandler(handler)
+        _logger.propagate = False
+    _logger.setLevel(level.upper())
+
+
+class Hokusai:
+    def __init__(self, settings: Settings | None = None, database_uri: str | None = None):
+        self.settings = settings or get_settings()
+        self.database_uri = resolve_database_uri(database_uri)
+        self.engine = get_engine(self.database_uri, self.settings.db_timeout_seconds)
+        self.keystore = KeyStore(self.engine, environment=self.settings.key_environment,
+                                 default_tier=self.settings.default_tier)
+        self.gate = Gate(self.settings, self.keystore)
+
+    def init_app(self, flask_app) -> None:
+        from mlflow_hokusai.web import error_response
+
+        migrate.upgrade(self.engine)
+        flask_app.extensions["hokusai"] = self
+        flask_app.register_error_handler(HokusaiError, error_response)
+        for name in BUILTIN_PLUGINS:
+            importlib.import_module(name).init_app(flask_app, self)
+        if self.keystore.count() == 0:
+            _logger.warning("No API keys exist yet: every request will be refused. Create one "
+                            "with `hokusai keys create --name admin --scopes admin`.")
+
+
+def create_app():
+    from mlflow.server import app as flask_app
+
+    from mlflow_hokusai.plugins.auth.asgi import AsgiGate
+    from mlflow_hokusai.plugins.auth.wsgi import WsgiGate
+
+    hokusai = flask_app.extensions.get("hokusai")
+    if hokusai is None:
+        configure_logging(get_settings().log_level)
+        hokusai = Hokusai()
+        hokusai.init_app(flask_app)
+    if os.environ.get("_MLFLOW_SGI_NAME") == "uvicorn":
+        from mlflow.server.fastapi_app import create_fastapi_app
+
+        return AsgiGate(create_fastapi_app(flask_app), hokusai.gate)
+    if not isinstance(flask_app.wsgi_app, WsgiGate):
+        flask_app.wsgi_app = WsgiGate(flask_app.wsgi_app, hokusai.gate)
+    return flask_app

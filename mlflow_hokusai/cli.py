@@ -1,0 +1,148 @@
+"""The ``hokusai`` command: key management and database upgrades.
+
+Import-light on purpose (no mlflow import): it runs in scripts and CI jobs.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from mlflow_hokusai.db import migrate
+from mlflow_hokusai.db.engine import get_engine, resolve_database_uri
+from mlflow_hokusai.errors import HokusaiError
+from mlflow_hokusai.plugins.auth import scopes
+from mlflow_hokusai.plugins.auth.keystore import TIERS, KeyStore
+from mlflow_hokusai.settings import get_settings
+
+database_option = click.option(
+    "--database-uri", default=None, metavar="URI",
+    help="SQLAlchemy URI of the Hokusai database (default: $HOKUSAI_DATABASE_URI).")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+
+
+def _keystore(database_uri: str | None) -> KeyStore:
+    settings = get_settings()
+    engine = get_engine(resolve_database_uri(database_uri), settings.db_timeout_seconds)
+    migrate.upgrade(engine)
+    return KeyStore(engine, environment=settings.key_environment,
+                    default_tier=settings.default_tier)
+
+
+def _print_new_key(key, plaintext: str, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps({**key.to_dict(), "key": plaintext}))
+        return
+    click.echo(f"Created API key {key.id} ({key.name}, scopes: {','.join(key.scopes)}, "
+               f"tier: {key.tier}, expires: {key.to_dict()['expires_at'] or 'never'})")
+    click.echo("Store it now; it is not shown again:")
+    click.echo(plaintext)
+
+
+class _Group(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except HokusaiError as error:
+            raise click.ClickException(str(error.detail)) from None
+
+
+@click.group(cls=_Group)
+def main():
+    """Manage a Hokusai MLflow server's API keys and database."""
+
+
+@main.group(cls=_Group)
+def db():
+    """Database schema."""
+
+
+@db.command("upgrade")
+@database_option
+def db_upgrade(database_uri):
+    """Create or upgrade Hokusai's tables."""
+    engine = get_engine(resolve_database_uri(database_uri), get_settings().db_timeout_seconds)
+    changed = migrate.upgrade(engine)
+    click.echo(f"Hokusai schema {'upgraded to' if changed else 'already at'} "
+               f"{migrate.head_revision()}")
+
+
+@main.group(cls=_Group)
+def keys():
+    """API keys."""
+
+
+@keys.command("create")
+@click.option("--name", required=True, help="What the key is for.")
+@click.option("--owner", default=None, help="Principal recorded for its requests (default: name).")
+@click.option("--scopes", "scope_list", default="read,write", show_default=True,
+              help=f"Comma-separated, of {', '.join(scopes.ALL)}.")
+@click.option("--tier", type=click.Choice(TIERS), default=None,
+              help="Rate-limit tier (default: $HOKUSAI_DEFAULT_TIER).")
+@click.option("--expires-in", "expires_in", type=float, default=None, metavar="DAYS",
+              help="Expire after this many days (fractions allowed).")
+@database_option
+@json_option
+def keys_create(name, owner, scope_list, tier, expires_in, database_uri, as_json):
+    """Create a key and print it once."""
+    key, plaintext = _keystore(database_uri).create(
+        name, owner=owner, scopes=scope_list, tier=tier, expires_in_days=expires_in)
+    _print_new_key(key, plaintext, as_json)
+
+
+@keys.command("bootstrap")
+@database_option
+@json_option
+def keys_bootstrap(database_uri, as_json):
+    """Create a first admin key if no key exists yet."""
+    store = _keystore(database_uri)
+    if store.count():
+        click.echo("API keys already exist; none created.", err=True)
+        return
+    key, plaintext = store.create("admin", scopes=scopes.ALL)
+    _print_new_key(key, plaintext, as_json)
+
+
+@keys.command("list")
+@database_option
+@json_option
+def keys_list(database_uri, as_json):
+    """List keys (never their secret)."""
+    rows = [key.to_dict() for key in _keystore(database_uri).list()]
+    if as_json:
+        click.echo(json.dumps(rows))
+        return
+    columns = ("id", "name", "owner", "prefix", "scopes", "tier", "state", "expires_at",
+               "last_used_at")
+    table = [columns] + [tuple(str(",".join(r[c]) if c == "scopes" else r[c] or "-")
+                               for c in columns) for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(columns))]
+    for row in table:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+@database_option
+def keys_revoke(key_id, database_uri):
+    """Revoke a key; every worker refuses it within a second."""
+    key = _keystore(database_uri).revoke(key_id)
+    click.echo(f"Revoked API key {key.id} ({key.prefix})")
+
+
+@keys.command("rotate")
+@click.argument("key_id")
+@click.option("--grace-period", type=float, default=0, show_default=True, metavar="HOURS",
+              help="How long the old key keeps working.")
+@database_option
+@json_option
+def keys_rotate(key_id, grace_period, database_uri, as_json):
+    """Replace a key with a new one."""
+    key, plaintext = _keystore(database_uri).rotate(key_id, grace_period_hours=grace_period)
+    _print_new_key(key, plaintext, as_json)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Hokusai's own tables: their schema, engine and Alembic history."""

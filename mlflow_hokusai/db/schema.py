@@ -1,0 +1,25 @@
+"""Hokusai's tables, on their own MetaData so MLflow's Base never sees them."""
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+api_keys = sa.Table(
+    "hokusai_api_keys",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("owner", sa.String(255), nullable=False),
+    # The first characters of the key: safe to show and log, useless to an attacker.
+    sa.Column("prefix", sa.String(16), nullable=False),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("scopes", sa.String(64), nullable=False),
+    sa.Column("tier", sa.String(32), nullable=False),
+    # Times are epoch milliseconds, as in MLflow's own tables.
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("expires_at", sa.BigInteger, nullable=True),
+    sa.Column("last_used_at", sa.BigInteger, nullable=True),
+    sa.Column("revoked", sa.Boolean, nullable=False, default=False),
+    sa.Column("revoked_at", sa.BigInteger, nullable=True),
+    sa.Column("rotated_from", sa.String(32), nullable=True),
+)

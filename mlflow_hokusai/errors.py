@@ -1,0 +1,94 @@
+"""Exceptions that carry their HTTP answer, and the one place that renders them.
+
+Every Hokusai error has a status, an MLflow-compatible ``error_code`` (so MLflow
+clients raise a clean ``RestException``) and a human ``detail``. The ASGI and
+WSGI gates and the Flask blueprints all answer through ``render``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+class HokusaiError(Exception):
+    status = 500
+    error_code = "INTERNAL_ERROR"
+    default_detail = "Internal error"
+
+    def __init__(self, detail: Any = None, *, headers: dict[str, str] | None = None, **extra):
+        self.detail = self.default_detail if detail is None else detail
+        self.headers = dict(headers or {})
+        self.extra = extra
+        super().__init__(self.detail if isinstance(self.detail, str) else json.dumps(self.detail))
+
+    def body(self) -> dict[str, Any]:
+        message = self.detail if isinstance(self.detail, str) else self.default_detail
+        return {"detail": self.detail, "error_code": self.error_code, "message": message,
+                **self.extra}
+
+
+class ConfigurationError(HokusaiError):
+    error_code = "INVALID_STATE"
+    default_detail = "Invalid Hokusai configuration"
+
+
+class BadRequest(HokusaiError):
+    status = 400
+    error_code = "INVALID_PARAMETER_VALUE"
+    default_detail = "Invalid request"
+
+
+class AuthenticationFailed(HokusaiError):
+    """401. ``reason`` (missing, malformed, invalid, expired, revoked) is for logs
+    and metrics only: clients see one of two fixed messages."""
+
+    status = 401
+    error_code = "UNAUTHENTICATED"
+    default_detail = "Invalid or expired API key"
+    challenge = 'Bearer realm="hokusai", Basic realm="hokusai"'
+
+    def __init__(self, reason: str):
+        detail = "API key required" if reason == "missing" else self.default_detail
+        super().__init__(detail, headers={"WWW-Authenticate": self.challenge})
+        self.reason = reason
+
+
+class PermissionDenied(HokusaiError):
+    status = 403
+    error_code = "PERMISSION_DENIED"
+    default_detail = "Permission denied"
+
+    def __init__(self, missing_scope: str):
+        super().__init__(f"This credential lacks the '{missing_scope}' scope",
+                         required_scope=missing_scope)
+        self.reason = "forbidden"
+
+
+class NotFound(HokusaiError):
+    status = 404
+    error_code = "RESOURCE_DOES_NOT_EXIST"
+    default_detail = "Not found"
+
+
+class Conflict(HokusaiError):
+    status = 409
+    error_code = "RESOURCE_ALREADY_EXISTS"
+    default_detail = "Conflict"
+
+
+class ServiceUnavailable(HokusaiError):
+    status = 503
+    error_code = "TEMPORARILY_UNAVAILABLE"
+    default_detail = "Service temporarily unavailable"
+
+    def __init__(self, detail: str | None = None, *, retry_after: int):
+        super().__init__(detail, headers={"Retry-After": str(retry_after)})
+
+
+def render(error: HokusaiError) -> tuple[int, list[tuple[str, str]], bytes]:
+    """Status, headers and JSON body for an error; shared by every entry point."""
+    body = json.dumps(error.body()).encode()
+    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+    headers += list(error.headers.items())
+    return error.status, headers, body

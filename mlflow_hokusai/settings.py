@@ -1,0 +1,134 @@
+"""The one settings object, read once from ``HOKUSAI_*`` environment variables.
+
+Each field documents itself (default and description in its metadata); the
+README configuration table is checked against these fields by a test, so the
+documentation and the code cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+from typing import Any, Callable
+
+from mlflow_hokusai.errors import ConfigurationError
+
+PREFIX = "HOKUSAI_"
+
+
+def _bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected true or false")
+
+
+def _csv(raw: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _positive_float(raw: str) -> float:
+    value = float(raw)
+    if not value > 0:
+        raise ValueError("must be greater than 0")
+    return value
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value < 1:
+        raise ValueError("must be at least 1")
+    return value
+
+
+def _cache_ttl(raw: str) -> float:
+    value = float(raw)
+    # Revocation must reach every worker within one second; this TTL is how
+    # long a worker may trust a key it verified earlier, so it is capped.
+    if not 0 <= value <= 1:
+        raise ValueError("must be between 0 and 1 second")
+    return value
+
+
+def _text_or_file(raw: str) -> str:
+    # PEM keys are awkward in env vars, so "@/path/key.pem" reads a file.
+    if raw.startswith("@"):
+        with open(raw[1:], encoding="utf-8") as handle:
+            return handle.read()
+    return raw
+
+
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}")
+        return value
+
+    return parse
+
+
+def setting(default: Any, doc: str, parse: Callable[[str], Any] = str) -> Any:
+    return dataclasses.field(default=default, metadata={"doc": doc, "parse": parse})
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Typed, immutable Hokusai settings; build with ``Settings.from_env()``."""
+
+    database_uri: str | None = setting(
+        None, "SQLAlchemy URI of the database holding Hokusai's tables. "
+        "Default: the server's backend store, when that is SQL.")
+    allow_query_key: bool = setting(
+        True, "Accept `?api_key=` in the query string (it can leak into proxy logs).", _bool)
+    key_environment: str = setting(
+        "live", "Prefix of newly created keys: `hk_live_` or `hk_test_`.", _choice("live", "test"))
+    key_cache_ttl_seconds: float = setting(
+        0.9, "How long a worker trusts a key it verified (0-1 s): the bound on how late "
+        "a revocation or expiry is seen.", _cache_ttl)
+    last_used_interval_seconds: float = setting(
+        60.0, "A key's `last_used_at` is written at most once per this interval.", _positive_float)
+    default_tier: str = setting("standard", "Rate-limit tier of keys created without one.")
+    db_timeout_seconds: float = setting(
+        3.0, "Connect timeout of the key store; while it is unreachable requests get 503.",
+        _positive_float)
+    retry_after_seconds: int = setting(5, "`Retry-After` sent with 503 answers.", _positive_int)
+    jwt_secret: str | None = setting(None, "HS256 secret; enables JWT bearer tokens.")
+    jwt_public_key: str | None = setting(
+        None, "PEM public key (or `@/path/key.pem`) for RS256/ES256 JWT bearer tokens.",
+        _text_or_file)
+    jwt_algorithms: tuple[str, ...] | None = setting(
+        None, "Accepted JWT algorithms. Default: HS256 with a secret, RS256,ES256 with a key.",
+        _csv)
+    jwt_audience: str | None = setting(None, "Required `aud` claim of JWTs, when set.")
+    jwt_issuer: str | None = setting(None, "Required `iss` claim of JWTs, when set.")
+    log_level: str = setting(
+        "info", "Level of the `mlflow_hokusai` loggers.",
+        _choice("debug", "info", "warning", "error"))
+
+    @staticmethod
+    def env_name(field: dataclasses.Field) -> str:
+        return PREFIX + field.name.upper()
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
+        environ = os.environ if environ is None else environ
+        values = {}
+        for field in dataclasses.fields(cls):
+            raw = environ.get(cls.env_name(field), "")
+            if raw == "":
+                continue
+            try:
+                values[field.name] = field.metadata["parse"](raw)
+            except (ValueError, OSError) as exc:
+                raise ConfigurationError(f"{cls.env_name(field)}: {exc}") from None
+        return cls(**values)
+
+
+@functools.lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment on first use."""
+    return Settings.from_env()

@@ -1,0 +1,34 @@
+"""Small Flask helpers shared by every Hokusai blueprint."""
+
+from __future__ import annotations
+
+import json
+
+import flask
+
+from mlflow_hokusai.errors import BadRequest, HokusaiError, render
+
+
+def error_response(error: HokusaiError) -> flask.Response:
+    status, headers, body = render(error)
+    return flask.Response(body, status=status, headers=headers)
+
+
+def json_object(*, allowed: set[str], required: set[str] = frozenset()) -> dict:
+    """The request's JSON object; unknown fields are refused so that a typo is
+    an error, not a silently ignored option."""
+    raw = flask.request.get_data(cache=True)
+    try:
+        body = json.loads(raw) if raw.strip() else {}
+    except ValueError:
+        raise BadRequest("The request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise BadRequest("The request body must be a JSON object")
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise BadRequest(f"Unknown field(s): {', '.join(unknown)}; allowed: "
+                         f"{', '.join(sorted(allowed))}")
+    missing = sorted(required - set(body))
+    if missing:
+        raise BadRequest(f"Missing required field(s): {', '.join(missing)}")
+    return body

@@ -1,0 +1,110 @@
+"""The decision for one request: public, or which principal, or which error.
+
+Framework-free: the ASGI and WSGI middlewares (asgi.py, wsgi.py) only adapt
+requests to ``RequestInfo`` and answers to their protocol.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import dataclasses
+import logging
+import time
+
+import sqlalchemy.exc
+
+from mlflow_hokusai.errors import AuthenticationFailed, PermissionDenied, ServiceUnavailable
+from mlflow_hokusai.plugins.auth import credentials, keys, permissions, scopes
+from mlflow_hokusai.plugins.auth.jwt_tokens import JwtVerifier
+from mlflow_hokusai.plugins.auth.keystore import ApiKey, KeyStore
+
+_logger = logging.getLogger(__name__)
+_MAX_CACHED_KEYS = 10_000
+
+
+@dataclasses.dataclass(frozen=True)
+class Principal:
+    username: str
+    kind: str  # "api_key" or "jwt"
+    scopes: frozenset[str]
+    key_id: str | None = None
+    tier: str | None = None
+    label: str = ""  # safe to log: a key's id and prefix, or a JWT subject
+
+
+# Set by the middleware for the duration of a request; anyio copies it into the
+# thread that runs Flask under uvicorn, and it is simply thread-local under gunicorn.
+current_principal: contextvars.ContextVar[Principal | None] = \
+    contextvars.ContextVar("hokusai_principal", default=None)
+
+
+class LookupNeeded(Exception):
+    """The decision needs the database; the ASGI gate retries in a thread."""
+
+
+class Gate:
+    def __init__(self, settings, keystore: KeyStore):
+        self.settings = settings
+        self.keystore = keystore
+        self.jwt = JwtVerifier(settings)
+        self._cache: dict[str, tuple[float, ApiKey]] = {}
+
+    def check(self, request: credentials.RequestInfo, *, allow_io: bool = True) -> Principal | None:
+        """The principal (None for a public route), or raise a HokusaiError."""
+        if permissions.is_public(request.method, request.path, request.headers):
+            return None
+        credential = credentials.extract(request, allow_query=self.settings.allow_query_key)
+        if credential is None:
+            raise AuthenticationFailed("missing")
+        principal = self.authenticate(credential, allow_io=allow_io)
+        needed = permissions.required_scope(request.method, request.path)
+        if not scopes.grants(principal.scopes, needed):
+            _logger.info("Refused %s %s to %s: lacks %s scope",
+                         request.method, request.path, principal.label, needed)
+            raise PermissionDenied(needed)
+        return principal
+
+    def authenticate(self, credential: credentials.Credential, *, allow_io: bool) -> Principal:
+        if credential.kind == "bearer" and not keys.looks_like_key(credential.value):
+            claims = self.jwt.verify(credential.value)
+            return Principal(username=str(claims["sub"]), kind="jwt", scopes=claims["scopes"],
+                             label=f"jwt:{claims['sub']}")
+        if not keys.is_well_formed(credential.value):
+            raise AuthenticationFailed("malformed")
+        key_hash = keys.hash_key(credential.value)
+        record = self._cached(key_hash)
+        if record is None:
+            if not allow_io:
+                raise LookupNeeded
+            record = self._load(key_hash)
+        state = record.state(int(time.time() * 1000))
+        if state != "active":
+            _logger.info("Refused API key %s (%s): %s", record.id, record.prefix, state)
+            raise AuthenticationFailed(state)
+        return Principal(username=record.owner, kind="api_key", scopes=frozenset(record.scopes),
+                         key_id=record.id, tier=record.tier, label=f"{record.id} ({record.prefix})")
+
+    def _cached(self, key_hash: str) -> ApiKey | None:
+        entry = self._cache.get(key_hash)
+        if entry is None or time.monotonic() - entry[0] > self.settings.key_cache_ttl_seconds:
+            return None
+        return entry[1]
+
+    def _load(self, key_hash: str) -> ApiKey:
+        try:
+            record = self.keystore.find_by_hash(key_hash)
+            if record is None:
+                raise AuthenticationFailed("invalid")
+            now = int(time.time() * 1000)
+            interval_ms = int(self.settings.last_used_interval_seconds * 1000)
+            if record.state(now) == "active" and \
+                    (record.last_used_at is None or record.last_used_at < now - interval_ms):
+                self.keystore.touch(record.id, now, interval_ms)
+        except sqlalchemy.exc.SQLAlchemyError as exc:
+            _logger.warning("Key store unreachable: %s", type(exc).__name__)
+            raise ServiceUnavailable("Authentication service unavailable",
+                                     retry_after=self.settings.retry_after_seconds) from None
+        if len(self._cache) >= _MAX_CACHED_KEYS:
+            self._cache.clear()
+        self._cache[key_hash] = (time.monotonic(), record)
+        return record

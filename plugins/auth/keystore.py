@@ -1,0 +1,195 @@
+"""API keys in the database: create, list, revoke, rotate, and look up by hash.
+
+Shared by the CLI, the ``/api/keys`` blueprint and the gate, so all three apply
+the same validation. Only the hash of a key is stored; the plaintext leaves
+this module once, as the return value of ``create``/``rotate``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import math
+import secrets
+import time
+
+import sqlalchemy as sa
+
+from mlflow_hokusai.db.schema import api_keys
+from mlflow_hokusai.errors import BadRequest, Conflict, NotFound
+from mlflow_hokusai.plugins.auth import keys, scopes
+
+TIERS = ("free", "standard", "enterprise")
+DEFAULT_SCOPES = (scopes.READ, scopes.WRITE)
+MAX_EXPIRY_DAYS = 3650
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _iso(ms: int | None) -> str | None:
+    if ms is None:
+        return None
+    return datetime.datetime.fromtimestamp(ms / 1000, datetime.timezone.utc).isoformat()
+
+
+@dataclasses.dataclass(frozen=True)
+class ApiKey:
+    id: str
+    name: str
+    owner: str
+    prefix: str
+    scopes: tuple[str, ...]
+    tier: str
+    created_at: int
+    expires_at: int | None
+    last_used_at: int | None
+    revoked: bool
+    revoked_at: int | None
+    rotated_from: str | None
+
+    @classmethod
+    def from_row(cls, row) -> "ApiKey":
+        values = {f.name: getattr(row, f.name) for f in dataclasses.fields(cls)}
+        values["scopes"] = tuple(row.scopes.split(","))
+        values["revoked"] = bool(row.revoked)
+        return cls(**values)
+
+    def state(self, at_ms: int) -> str:
+        if self.revoked:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= at_ms:
+            return "expired"
+        return "active"
+
+    def to_dict(self) -> dict:
+        data = dataclasses.asdict(self)
+        data["scopes"] = list(self.scopes)
+        for name in ("created_at", "expires_at", "last_used_at", "revoked_at"):
+            data[name] = _iso(data[name])
+        data["state"] = self.state(now_ms())
+        return data
+
+
+def _name(value) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > 255:
+        raise BadRequest("name must be a non-empty string of at most 255 characters")
+    return value.strip()
+
+
+def _scopes(value) -> tuple[str, ...]:
+    if not isinstance(value, (str, list, tuple)):
+        raise BadRequest("scopes must be a list or a comma-separated string")
+    try:
+        return scopes.parse(value)
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+
+
+def _tier(value) -> str:
+    if value not in TIERS:
+        raise BadRequest(f"tier must be one of {', '.join(TIERS)}")
+    return value
+
+
+def _expiry(days, start_ms: int) -> int | None:
+    if days is None:
+        return None
+    if isinstance(days, bool) or not isinstance(days, (int, float)) or not math.isfinite(days) \
+            or not 0 < days <= MAX_EXPIRY_DAYS:
+        raise BadRequest(f"expires_in_days must be a number greater than 0 and at most "
+                         f"{MAX_EXPIRY_DAYS}")
+    return start_ms + int(days * 86_400_000)
+
+
+class KeyStore:
+    def __init__(self, engine: sa.engine.Engine, *, environment: str = "live",
+                 default_tier: str = "standard"):
+        self.engine = engine
+        self.environment = environment
+        self.default_tier = default_tier
+
+    def create(self, name, *, owner=None, scopes=DEFAULT_SCOPES, tier=None,
+               expires_in_days=None, rotated_from=None) -> tuple[ApiKey, str]:
+        created = now_ms()
+        name = _name(name)
+        row = {
+            "id": secrets.token_hex(8),
+            "name": name,
+            "owner": _name(owner) if owner is not None else name,
+            "scopes": ",".join(_scopes(scopes)),
+            "tier": _tier(tier if tier is not None else self.default_tier),
+            "created_at": created,
+            "expires_at": _expiry(expires_in_days, created),
+            "revoked": False,
+            "rotated_from": rotated_from,
+        }
+        plaintext = keys.generate(self.environment)
+        row.update(prefix=keys.display_prefix(plaintext), key_hash=keys.hash_key(plaintext))
+        with self.engine.begin() as conn:
+            conn.execute(api_keys.insert().values(**row))
+        return self.get(row["id"]), plaintext
+
+    def get(self, key_id: str) -> ApiKey:
+        with self.engine.connect() as conn:
+            row = conn.execute(api_keys.select().where(api_keys.c.id == key_id)).first()
+        if row is None:
+            raise NotFound(f"API key not found: {key_id}")
+        return ApiKey.from_row(row)
+
+    def list(self) -> list[ApiKey]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(api_keys.select().order_by(api_keys.c.created_at)).all()
+        return [ApiKey.from_row(row) for row in rows]
+
+    def count(self) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(api_keys)).scalar_one()
+
+    def find_by_hash(self, key_hash: str) -> ApiKey | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(api_keys.select().where(api_keys.c.key_hash == key_hash)).first()
+        return None if row is None else ApiKey.from_row(row)
+
+    def revoke(self, key_id: str) -> ApiKey:
+        """Idempotent: revoking a revoked key changes nothing."""
+        with self.engine.begin() as conn:
+            conn.execute(api_keys.update()
+                         .where(api_keys.c.id == key_id, api_keys.c.revoked.is_(False))
+                         .values(revoked=True, revoked_at=now_ms()))
+        return self.get(key_id)
+
+    def rotate(self, key_id: str, *, grace_period_hours=0) -> tuple[ApiKey, str]:
+        """A new key with the same name, owner, scopes and tier; the old one keeps
+        working for the grace period, then expires (or is revoked at once)."""
+        if isinstance(grace_period_hours, bool) or not isinstance(grace_period_hours, (int, float)) \
+                or not math.isfinite(grace_period_hours) or not 0 <= grace_period_hours <= 24 * 90:
+            raise BadRequest("grace_period_hours must be a number from 0 to 2160")
+        old = self.get(key_id)
+        if old.state(now_ms()) != "active":
+            raise Conflict(f"API key {key_id} is {old.state(now_ms())} and cannot be rotated")
+        remaining_days = None
+        if old.expires_at is not None:
+            remaining_days = max((old.expires_at - now_ms()) / 86_400_000, 1e-6)
+        new, plaintext = self.create(old.name, owner=old.owner, scopes=old.scopes, tier=old.tier,
+                                     expires_in_days=remaining_days, rotated_from=old.id)
+        if grace_period_hours == 0:
+            self.revoke(old.id)
+        else:
+            grace_end = now_ms() + int(grace_period_hours * 3_600_000)
+            if old.expires_at is None or grace_end < old.expires_at:
+                with self.engine.begin() as conn:
+                    conn.execute(api_keys.update().where(api_keys.c.id == old.id)
+                                 .values(expires_at=grace_end))
+        return new, plaintext
+
+    def touch(self, key_id: str, at_ms: int, interval_ms: int) -> None:
+        """Record use, at most once per interval whatever the number of workers:
+        the WHERE clause makes a second worker's write a no-op."""
+        with self.engine.begin() as conn:
+            conn.execute(api_keys.update()
+                         .where(api_keys.c.id == key_id,
+                                sa.or_(api_keys.c.last_used_at.is_(None),
+                                       api_keys.c.last_used_at < at_ms - interval_ms))
+                         .values(last_used_at=at_ms))

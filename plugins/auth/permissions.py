@@ -1,0 +1,107 @@
+"""Which scope each route needs: an exact public allow-list, then an ordered rule
+table, then the default (GET/HEAD need ``read``, every other method ``write``).
+
+A route nobody listed is never public: a route that a future MLflow adds falls
+to the default, behind a credential.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+
+from mlflow_hokusai.plugins.auth.scopes import ADMIN, READ, WRITE
+
+SAFE_METHODS = frozenset({"GET", "HEAD"})
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+ANY_METHOD = SAFE_METHODS | WRITE_METHODS | {"OPTIONS"}
+
+# GET/HEAD only, matched exactly. Plugins add their own public probes with
+# ``add_public_path`` (the health plugin's /health, /live, ...).
+PUBLIC_PATHS: set[str] = {"/", "/health", "/version"}
+# The UI's static files. Only plain relative file paths qualify (see _is_plain_file).
+PUBLIC_FILE_PREFIXES = ("/static-files/", "/build/")
+
+# MLflow's REST families, including the route MLflow registers without the
+# slash ("/api/2.0mlflow/experiments/search-datasets").
+_MLFLOW_API = r"/(?:api|ajax-api)/[23]\.0/mlflow/?"
+# POSTs that only read: searches and batch gets.
+_READ_ONLY_POSTS = (
+    "runs/search", "experiments/search", "experiments/search-datasets", "logged-models/search",
+    "registered-models/get-latest-versions", "datasets/search", "issues/search",
+    "prompt-optimization/jobs/search", "traces/search", "traces/batchGetInfos",
+    "traces/calculate-filter-correlation", "traces/metrics", "artifacts/presigned-download-url",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    methods: frozenset[str]
+    pattern: re.Pattern
+    scope: str
+
+
+def _rule(methods, pattern: str, scope: str) -> Rule:
+    return Rule(frozenset(methods), re.compile(pattern), scope)
+
+
+RULES: list[Rule] = [
+    _rule(ANY_METHOD, r"/api/keys(?:/.*)?", ADMIN),
+    # Secrets of LLM providers, server-wide workspaces, and installing assistant
+    # skills (code) are operator matters, not a model author's.
+    _rule(WRITE_METHODS, _MLFLOW_API + r"gateway/secrets/.*", ADMIN),
+    _rule(WRITE_METHODS, _MLFLOW_API + r"workspaces(?:/.*)?", ADMIN),
+    _rule({"PUT"}, r"/ajax-api/3\.0/mlflow/assistant/config", ADMIN),
+    _rule({"POST"}, r"/ajax-api/3\.0/mlflow/assistant/skills/install", ADMIN),
+    # MLflow's GraphQL schema has only queries (its "mutations" are searches).
+    _rule({"POST"}, r"/graphql", READ),
+    _rule({"POST"}, _MLFLOW_API + "(?:" + "|".join(map(re.escape, _READ_ONLY_POSTS)) + ")", READ),
+    _rule({"POST"}, r"/ajax-api/3\.0/jobs/search", READ),
+]
+
+
+def add_rule(methods, pattern: str, scope: str) -> None:
+    """For plugins: put a rule ahead of the others (first match wins)."""
+    RULES.insert(0, _rule(methods, pattern, scope))
+
+
+def add_public_path(path: str) -> None:
+    PUBLIC_PATHS.add(path)
+
+
+def _static_prefix() -> str:
+    return os.environ.get("_MLFLOW_STATIC_PREFIX", "").rstrip("/")
+
+
+def normalize(path: str) -> str:
+    """The path as MLflow's routes are written (without ``--static-prefix``)."""
+    prefix = _static_prefix()
+    if prefix and (path == prefix or path.startswith(prefix + "/")):
+        return path[len(prefix):] or "/"
+    return path
+
+
+def _is_plain_file(path: str, prefix: str) -> bool:
+    rest = path[len(prefix):]
+    return bool(rest) and not any(bad in rest for bad in ("..", "//", "\\", "%", "\x00"))
+
+
+def is_public(method: str, path: str, headers: dict[str, str]) -> bool:
+    if method == "OPTIONS":
+        # A CORS preflight carries no credentials by design.
+        return "access-control-request-method" in headers and "origin" in headers
+    if method not in SAFE_METHODS:
+        return False
+    path = normalize(path)
+    if path in PUBLIC_PATHS:
+        return True
+    return any(path.startswith(p) and _is_plain_file(path, p) for p in PUBLIC_FILE_PREFIXES)
+
+
+def required_scope(method: str, path: str) -> str:
+    path = normalize(path)
+    for rule in RULES:
+        if method in rule.methods and rule.pattern.fullmatch(path):
+            return rule.scope
+    return READ if method in SAFE_METHODS or method == "OPTIONS" else WRITE

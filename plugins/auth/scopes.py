@@ -1,0 +1,25 @@
+"""Scopes, from weakest to strongest. A stronger scope includes the weaker ones:
+an ``admin`` key can also write and read, a ``write`` key can also read."""
+
+READ, WRITE, ADMIN = "read", "write", "admin"
+ALL = (READ, WRITE, ADMIN)
+_RANK = {scope: rank for rank, scope in enumerate(ALL)}
+
+
+def grants(held: frozenset[str] | set[str], needed: str) -> bool:
+    return any(_RANK[scope] >= _RANK[needed] for scope in held if scope in _RANK)
+
+
+def parse(value: str | list | tuple) -> tuple[str, ...]:
+    """Validate a comma-separated string or list of scope names."""
+    items = value.split(",") if isinstance(value, str) else list(value)
+    scopes = []
+    for item in items:
+        name = str(item).strip().lower()
+        if name not in _RANK:
+            raise ValueError(f"unknown scope {item!r}; scopes are {', '.join(ALL)}")
+        if name not in scopes:
+            scopes.append(name)
+    if not scopes:
+        raise ValueError("at least one scope is required")
+    return tuple(sorted(scopes, key=_RANK.get))

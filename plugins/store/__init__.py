@@ -1,0 +1,1 @@
+"""Tracking and registry stores (``hokusai+<db>://`` schemes): not built yet, see issue 5."""

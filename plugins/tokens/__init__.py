@@ -1,0 +1,1 @@
+"""Tokenized-model, contributor and lineage endpoints: not built yet, see issue 6."""
