@@ -84,7 +84,8 @@ def normalize(path: str) -> str:
 
 def _is_plain_file(path: str, prefix: str) -> bool:
     rest = path[len(prefix):]
-    return bool(rest) and not any(bad in rest for bad in ("..", "//", "\\", "%", "\x00"))
+    return bool(rest) and not rest.startswith("/") and \
+        not any(bad in rest for bad in ("..", "//", "\\", "%", "\x00"))
 
 
 def is_public(method: str, path: str, headers: dict[str, str]) -> bool:

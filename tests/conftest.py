@@ -1,0 +1,143 @@
+"""Shared fixtures: a PostgreSQL database per run, and real servers shared per session.
+
+Servers are session-scoped and started on first use: tests never change a
+server's settings, and each test works with its own keys and resource names.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import sqlalchemy
+
+from mlflow_hokusai.db.engine import get_engine
+from mlflow_hokusai.plugins.auth.keystore import KeyStore
+from tests import jwt_keys
+from tests.servers import BIN, MlflowServer
+
+POSTGRES_ADMIN_URI = os.environ.get(
+    "HOKUSAI_TEST_POSTGRES_URI", "postgresql://postgres@127.0.0.1:5432/postgres")
+JWT_SECRET = "test-secret-" + uuid.uuid4().hex
+
+
+def _admin_engine():
+    return sqlalchemy.create_engine(POSTGRES_ADMIN_URI, isolation_level="AUTOCOMMIT")
+
+
+@pytest.fixture(scope="session")
+def make_postgres_database():
+    """Create throwaway databases on the shared PostgreSQL; all dropped at the end."""
+    engine = _admin_engine()
+    created = []
+
+    def make() -> str:
+        name = f"hokusai_test_{uuid.uuid4().hex[:12]}"
+        with engine.connect() as conn:
+            conn.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
+        created.append(name)
+        return POSTGRES_ADMIN_URI.rsplit("/", 1)[0] + "/" + name
+
+    yield make
+    with engine.connect() as conn:
+        for name in created:
+            conn.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    engine.dispose()
+
+
+@dataclass
+class RunningServer:
+    """A started server, the database its keys live in, and the admin key."""
+
+    server: MlflowServer
+    database_uri: str
+    admin_key: str
+    name: str
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def keystore(self) -> KeyStore:
+        return KeyStore(get_engine(self.database_uri))
+
+    def create_key(self, scopes="read,write", **kwargs) -> str:
+        return self.keystore.create(f"test-{uuid.uuid4().hex[:6]}", scopes=scopes, **kwargs)[1]
+
+
+def _start(tmp_path_factory, name, backend_uri, *, server, hokusai_db=None, jwt_public=None,
+           admin_key=None):
+    workdir = tmp_path_factory.mktemp(name)
+    env = {"HOKUSAI_JWT_SECRET": JWT_SECRET, "HOKUSAI_JWT_AUDIENCE": "hokusai-tests"}
+    if jwt_public:
+        env["HOKUSAI_JWT_PUBLIC_KEY"] = jwt_public
+    if hokusai_db:
+        env["HOKUSAI_DATABASE_URI"] = hokusai_db
+    database_uri = hokusai_db or backend_uri
+    if admin_key is None:
+        # The first admin key comes from the CLI, as an operator would make it.
+        created = subprocess.run(
+            [str(BIN / "hokusai"), "keys", "bootstrap", "--json", "--database-uri", database_uri],
+            check=True, capture_output=True, text=True)
+        admin_key = json.loads(created.stdout)["key"]
+    mlflow_server = MlflowServer(workdir, backend_uri, server=server, env=env).start()
+    return RunningServer(mlflow_server, database_uri, admin_key, name)
+
+
+@pytest.fixture(scope="session")
+def uvicorn_sqlite(tmp_path_factory):
+    # No HOKUSAI_DATABASE_URI: the keys live in the backend store's database.
+    db_file = tmp_path_factory.mktemp("sqlite") / "mlflow.db"
+    running = _start(tmp_path_factory, "uvicorn-sqlite", f"sqlite:///{db_file}",
+                     server="uvicorn", jwt_public=jwt_keys.RSA_PUBLIC)
+    yield running
+    running.server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_backend(make_postgres_database):
+    return make_postgres_database()
+
+
+@pytest.fixture(scope="session")
+def gunicorn_postgres(tmp_path_factory, postgres_backend):
+    running = _start(tmp_path_factory, "gunicorn-postgres", postgres_backend, server="gunicorn",
+                     hokusai_db=postgres_backend, jwt_public=jwt_keys.EC_PUBLIC)
+    yield running
+    running.server.stop()
+
+
+@pytest.fixture(scope="session")
+def uvicorn_postgres(tmp_path_factory, postgres_backend, gunicorn_postgres):
+    # A second server on the same database, as a scaled-out deployment runs.
+    running = _start(tmp_path_factory, "uvicorn-postgres", postgres_backend, server="uvicorn",
+                     hokusai_db=postgres_backend, jwt_public=jwt_keys.RSA_PUBLIC,
+                     admin_key=gunicorn_postgres.admin_key)
+    yield running
+    running.server.stop()
+
+
+SERVERS = ["uvicorn_sqlite", "gunicorn_postgres", "uvicorn_postgres"]
+SERVER_KINDS = ["uvicorn_sqlite", "gunicorn_postgres"]
+
+
+@pytest.fixture(params=SERVERS)
+def any_server(request) -> RunningServer:
+    return request.getfixturevalue(request.param)
+
+
+@pytest.fixture(params=SERVER_KINDS)
+def each_server_kind(request) -> RunningServer:
+    """One server of each kind (uvicorn/ASGI gate, gunicorn/WSGI gate)."""
+    return request.getfixturevalue(request.param)
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent

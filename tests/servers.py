@@ -1,0 +1,89 @@
+"""Real ``mlflow server`` processes for the tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class MlflowServer:
+    """One ``mlflow server`` subprocess (uvicorn or gunicorn) and its workers."""
+
+    def __init__(self, workdir: Path, backend_uri: str, *, server: str = "uvicorn",
+                 workers: int = 2, app_name: str | None = "hokusai",
+                 env: dict[str, str] | None = None, artifacts: str | None = None):
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.backend_uri = backend_uri
+        self.server = server
+        self.workers = workers
+        self.app_name = app_name
+        self.env = env or {}
+        self.artifacts = artifacts or str(self.workdir / "artifacts")
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = self.workdir / "server.log"
+        self.process: subprocess.Popen | None = None
+
+    def command(self) -> list[str]:
+        cmd = [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(self.port),
+               "--backend-store-uri", self.backend_uri,
+               "--artifacts-destination", self.artifacts, "--workers", str(self.workers)]
+        if self.app_name:
+            cmd += ["--app-name", self.app_name]
+        if self.server == "gunicorn":
+            cmd += ["--gunicorn-opts", "--timeout 120"]
+        return cmd
+
+    def start(self, timeout: float = 120) -> "MlflowServer":
+        env = {**os.environ, **self.env}
+        for name in ("MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_USERNAME",
+                     "MLFLOW_TRACKING_PASSWORD"):
+            env.pop(name, None)
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(self.command(), cwd=self.workdir, env=env,
+                                            stdout=log, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.log_tail()}")
+            try:
+                if requests.get(self.url + "/version", timeout=2).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.3)
+        self.stop()
+        raise RuntimeError(f"server did not start in {timeout}s:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()

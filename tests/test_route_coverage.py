@@ -1,0 +1,81 @@
+"""Deny by default: every route the running app serves refuses a request without
+credentials, except an explicit allow-list kept here, in the test, so that
+widening the gate's allow-list fails this test until someone means it."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+import requests
+
+# (method, concrete path) pairs that may answer without credentials.
+PUBLIC = {
+    ("GET", "/"), ("GET", "/health"), ("GET", "/version"),
+    ("GET", "/static-files/x1"), ("GET", "/build/x1"),
+}
+
+_PARAM = re.compile(r"<[^>]+>|\{[^}]+\}")
+
+
+def served_routes(server) -> list[tuple[str, str]]:
+    """(method, concrete path) for every route, listed by building the app in a
+    subprocess exactly as a worker of this server does."""
+    env = {**os.environ, **server.server.env, "_MLFLOW_SGI_NAME": server.server.server,
+           "_MLFLOW_SERVER_FILE_STORE": server.server.backend_uri,
+           "HOKUSAI_DATABASE_URI": server.database_uri}
+    out = subprocess.run([sys.executable, "-m", "tests.route_inventory"], env=env, check=True,
+                         capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(
+                             os.path.abspath(__file__)))).stdout
+    pairs = set()
+    for methods, template in json.loads(out):
+        path = _PARAM.sub("x1", template)
+        pairs.update((m, path) for m in methods if m not in ("HEAD", "OPTIONS"))
+    return sorted(pairs)
+
+
+def test_every_served_route_requires_credentials(each_server_kind):
+    routes = served_routes(each_server_kind)
+    assert len(routes) > 300  # MLflow's REST API is all there
+    if each_server_kind.server.server == "uvicorn":
+        # FastAPI-native routes were enumerated too, not only Flask's URL map.
+        assert ("PUT", "/api/2.0/mlflow-artifacts/artifacts/x1") in routes
+        assert ("POST", "/v1/traces") in routes
+        assert ("GET", "/ajax-api/3.0/jobs/x1") in routes
+    session = requests.Session()
+    opened = []
+    for method, path in routes:
+        response = session.request(method, each_server_kind.url + path, timeout=30)
+        if (method, path) in PUBLIC:
+            assert response.status_code != 401, (method, path)
+        elif response.status_code != 401:
+            opened.append((method, path, response.status_code))
+    assert opened == []
+    served_public = {pair for pair in routes if pair in PUBLIC}
+    assert served_public == PUBLIC  # the allow-list names only routes that exist
+
+
+@pytest.mark.parametrize("method,path", [
+    ("POST", "/health"), ("DELETE", "/version"), ("GET", "/health/"), ("GET", "/healthz"),
+    ("GET", "/HEALTH"), ("GET", "/health/../api/keys"), ("GET", "/static-files/../api/keys"),
+    ("GET", "/static-files/%2e%2e/api/keys"), ("GET", "/static-files/"), ("GET", "/build//x"),
+    ("GET", "/api/2.0/mlflow/a-route-from-a-future-mlflow"),
+    ("POST", "/api/2.0/mlflow/a-route-from-a-future-mlflow"),
+    ("OPTIONS", "/api/2.0/mlflow/experiments/search"),  # not a CORS preflight
+    ("GET", "/graphql"), ("POST", "/graphql"), ("PUT", "/api/keys"),
+])
+def test_near_misses_of_the_allow_list_are_refused(each_server_kind, method, path):
+    # Send the path as written, without client-side normalisation of "..".
+    session = requests.Session()
+    request = requests.Request(method, each_server_kind.url + path).prepare()
+    request.url = each_server_kind.url + path
+    assert session.send(request, timeout=30).status_code == 401
+
+
+def test_cors_preflight_is_public(each_server_kind):
+    response = requests.options(each_server_kind.url + "/api/2.0/mlflow/experiments/search",
+                                headers={"Origin": "http://localhost:3000",
+                                         "Access-Control-Request-Method": "POST"}, timeout=30)
+    assert response.status_code != 401
