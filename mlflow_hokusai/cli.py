@@ -14,8 +14,8 @@ from mlflow_hokusai.db import migrate
 from mlflow_hokusai.db.engine import get_engine, resolve_database_uri
 from mlflow_hokusai.errors import HokusaiError
 from mlflow_hokusai.plugins.auth import scopes
-from mlflow_hokusai.plugins.auth.keystore import TIERS, KeyStore
-from mlflow_hokusai.settings import get_settings
+from mlflow_hokusai.plugins.auth.keystore import KeyStore
+from mlflow_hokusai.settings import TIERS, get_settings
 
 database_option = click.option(
     "--database-uri", default=None, metavar="URI",

@@ -15,6 +15,8 @@ from typing import Any, Callable
 from mlflow_hokusai.errors import ConfigurationError
 
 PREFIX = "HOKUSAI_"
+# Rate-limit tiers a key may carry.
+TIERS = ("free", "standard", "enterprise")
 
 
 def _bool(raw: str) -> bool:
@@ -91,7 +93,9 @@ class Settings:
         "a revocation or expiry is seen.", _cache_ttl)
     last_used_interval_seconds: float = setting(
         60.0, "A key's `last_used_at` is written at most once per this interval.", _positive_float)
-    default_tier: str = setting("standard", "Rate-limit tier of keys created without one.")
+    default_tier: str = setting(
+        "standard", "Rate-limit tier of keys created without one: free, standard or enterprise.",
+        _choice(*TIERS))
     db_timeout_seconds: float = setting(
         3.0, "Connect timeout of the key store; while it is unreachable requests get 503.",
         _positive_float)

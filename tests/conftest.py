@@ -7,47 +7,27 @@ server's settings, and each test works with its own keys and resource names.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import sqlalchemy
 
 from mlflow_hokusai.db.engine import get_engine
 from mlflow_hokusai.plugins.auth.keystore import KeyStore
 from tests import jwt_keys
+from tests.databases import postgres_databases
 from tests.servers import BIN, MlflowServer
 
-POSTGRES_ADMIN_URI = os.environ.get(
-    "HOKUSAI_TEST_POSTGRES_URI", "postgresql://postgres@127.0.0.1:5432/postgres")
 JWT_SECRET = "test-secret-" + uuid.uuid4().hex
-
-
-def _admin_engine():
-    return sqlalchemy.create_engine(POSTGRES_ADMIN_URI, isolation_level="AUTOCOMMIT")
 
 
 @pytest.fixture(scope="session")
 def make_postgres_database():
     """Create throwaway databases on the shared PostgreSQL; all dropped at the end."""
-    engine = _admin_engine()
-    created = []
-
-    def make() -> str:
-        name = f"hokusai_test_{uuid.uuid4().hex[:12]}"
-        with engine.connect() as conn:
-            conn.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
-        created.append(name)
-        return POSTGRES_ADMIN_URI.rsplit("/", 1)[0] + "/" + name
-
-    yield make
-    with engine.connect() as conn:
-        for name in created:
-            conn.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    engine.dispose()
+    with postgres_databases() as make:
+        yield make
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -10,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import requests
 
 BIN = Path(sys.executable).parent
@@ -64,7 +66,8 @@ class MlflowServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{self.log_tail()}")
             try:
-                if requests.get(self.url + "/version", timeout=2).status_code == 200:
+                # Any answer means a worker is serving (basic-auth guards /version).
+                if requests.get(self.url + "/version", timeout=2).status_code in (200, 401):
                     return self
             except requests.RequestException:
                 pass
@@ -79,11 +82,17 @@ class MlflowServer:
             return ""
 
     def stop(self) -> None:
+        """Stop the server and every process it started: MLflow's job consumers
+        run in sessions of their own, out of reach of a process-group signal."""
         if self.process is None or self.process.poll() is not None:
             return
+        tree = psutil.Process(self.process.pid).children(recursive=True)
         os.killpg(self.process.pid, signal.SIGTERM)
         try:
             self.process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
+        for child in tree:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()

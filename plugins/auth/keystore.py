@@ -18,8 +18,7 @@ import sqlalchemy as sa
 from mlflow_hokusai.db.schema import api_keys
 from mlflow_hokusai.errors import BadRequest, Conflict, NotFound
 from mlflow_hokusai.plugins.auth import keys, scopes
-
-TIERS = ("free", "standard", "enterprise")
+from mlflow_hokusai.settings import TIERS
 DEFAULT_SCOPES = (scopes.READ, scopes.WRITE)
 MAX_EXPIRY_DAYS = 3650
 

@@ -25,7 +25,7 @@ PUBLIC_FILE_PREFIXES = ("/static-files/", "/build/")
 
 # MLflow's REST families, including the route MLflow registers without the
 # slash ("/api/2.0mlflow/experiments/search-datasets").
-_MLFLOW_API = r"/(?:api|ajax-api)/[23]\.0/mlflow/?"
+_MLFLOW_API = r"/(?:api|ajax-api)/[23]\.0/?mlflow/"
 # POSTs that only read: searches and batch gets.
 _READ_ONLY_POSTS = (
     "runs/search", "experiments/search", "experiments/search-datasets", "logged-models/search",

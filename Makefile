@@ -1,0 +1,30 @@
+# The two commands of the README, plus the benchmarks. Each installs what it needs.
+PYTHON ?= python3
+VENV ?= .venv
+DATA ?= hokusai-data
+HOST ?= 127.0.0.1
+PORT ?= 5000
+WORKERS ?= 2
+
+.PHONY: serve test bench
+
+$(VENV)/.installed: setup.cfg pyproject.toml entry_points.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e ".[test,bench]"
+	touch $@
+
+# Embedded defaults: SQLite and local artifacts under ./$(DATA); a first admin
+# key is created and printed once if no key exists yet.
+serve: $(VENV)/.installed
+	mkdir -p $(DATA)
+	$(VENV)/bin/hokusai keys bootstrap --database-uri sqlite:///$(abspath $(DATA))/mlflow.db
+	$(VENV)/bin/mlflow server --app-name hokusai --host $(HOST) --port $(PORT) \
+	  --workers $(WORKERS) --backend-store-uri sqlite:///$(abspath $(DATA))/mlflow.db \
+	  --artifacts-destination $(abspath $(DATA))/artifacts
+
+test: $(VENV)/.installed
+	$(VENV)/bin/pytest
+
+bench: $(VENV)/.installed
+	$(VENV)/bin/python -m benchmarks.bench_auth

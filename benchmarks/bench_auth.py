@@ -1,0 +1,134 @@
+"""Throughput of the authenticated request mix: stock MLflow vs hokusai vs basic-auth.
+
+    .venv/bin/python -m benchmarks.bench_auth [--workers 2] [--seconds 10] [--rounds 3]
+
+Each server gets its own fresh PostgreSQL database and the same number of
+uvicorn workers. The mix is log-batch (10 metrics), get-run and search-runs,
+sent by concurrent clients; stock MLflow gets no credentials (it has no auth),
+hokusai an API key, basic-auth a user and password (default config, and with
+its 60 s credential cache). Target: hokusai >= 0.95 x stock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.common import MlflowServer, drive, interleaved, postgres_databases, print_table
+from tests.servers import BIN
+
+ADMIN_PASSWORD = "bench-Password-1234"
+
+
+def basic_auth_env(workdir: Path, database_uri: str, cache_ttl: int) -> dict[str, str]:
+    ini = workdir / "basic_auth.ini"
+    ini.write_text("[mlflow]\ndefault_permission = READ\n"
+                   f"database_uri = {database_uri}\nadmin_username = admin\n"
+                   f"admin_password = {ADMIN_PASSWORD}\n"
+                   "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+                   f"auth_cache_ttl_seconds = {cache_ttl}\n")
+    return {"MLFLOW_AUTH_CONFIG_PATH": str(ini), "MLFLOW_FLASK_SERVER_SECRET_KEY": "bench-secret"}
+
+
+def start_servers(make_db, root: Path, workers: int, servers: dict) -> None:
+    """Fill ``servers`` as they start, so the caller can stop them if one fails."""
+    stock = MlflowServer(root / "stock", make_db(), app_name=None, workers=workers)
+    servers["stock mlflow"] = (stock.start(), {})
+
+    hokusai_db = make_db()
+    created = subprocess.run([str(BIN / "hokusai"), "keys", "create", "--name", "bench",
+                              "--json", "--database-uri", hokusai_db],
+                             check=True, capture_output=True, text=True)
+    key = json.loads(created.stdout)["key"]
+    hokusai = MlflowServer(root / "hokusai", hokusai_db, workers=workers)
+    servers["hokusai"] = (hokusai.start(), {"Authorization": f"Bearer {key}"})
+
+    basic = "Basic " + base64.b64encode(f"admin:{ADMIN_PASSWORD}".encode()).decode()
+    for label, ttl in (("basic-auth", 0), ("basic-auth cache=60s", 60)):
+        workdir = root / label.replace(" ", "_").replace("=", "")
+        workdir.mkdir()
+        server = MlflowServer(workdir, make_db(), app_name="basic-auth", workers=workers,
+                              env=basic_auth_env(workdir, make_db(), ttl))
+        servers[label] = (server.start(), {"Authorization": basic})
+
+
+def prepare_run(server: MlflowServer, headers: dict) -> str:
+    import requests
+
+    api = server.url + "/api/2.0/mlflow"
+    experiment = requests.post(f"{api}/experiments/create", json={"name": "bench"},
+                               headers=headers, timeout=30).json()["experiment_id"]
+    run = requests.post(f"{api}/runs/create", json={"experiment_id": experiment},
+                        headers=headers, timeout=30).json()["run"]["info"]["run_id"]
+    return experiment, run
+
+
+def request_mix(server: MlflowServer, headers: dict, experiment: str, run: str):
+    api = server.url + "/api/2.0/mlflow"
+
+    def for_thread(session):
+        session.headers.update(headers)
+        step = [0]
+
+        def one():
+            step[0] += 1
+            kind = step[0] % 3
+            if kind == 0:
+                now = int(time.time() * 1000)
+                metrics = [{"key": f"m{i}", "value": i * 0.5, "timestamp": now, "step": step[0]}
+                           for i in range(10)]
+                response = session.post(f"{api}/runs/log-batch",
+                                        json={"run_id": run, "metrics": metrics}, timeout=60)
+            elif kind == 1:
+                response = session.get(f"{api}/runs/get", params={"run_id": run}, timeout=60)
+            else:
+                response = session.post(f"{api}/runs/search", timeout=60,
+                                        json={"experiment_ids": [experiment], "max_results": 10})
+            return response.status_code
+
+        return one
+
+    return for_thread
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=8)
+    args = parser.parse_args()
+
+    with postgres_databases() as make_db, tempfile.TemporaryDirectory() as tmp:
+        servers: dict[str, tuple[MlflowServer, dict]] = {}
+        try:
+            start_servers(make_db, Path(tmp), args.workers, servers)
+            mixes = {}
+            for name, (server, headers) in servers.items():
+                mixes[name] = request_mix(server, headers, *prepare_run(server, headers))
+                drive(mixes[name], seconds=2, concurrency=args.concurrency)  # warm-up
+            errors = {}
+
+            def measure(name):
+                rate, errors[name] = drive(mixes[name], seconds=args.seconds,
+                                           concurrency=args.concurrency)
+                return rate
+
+            figures = interleaved(measure, list(servers), args.rounds)
+        finally:
+            for server, _ in servers.values():
+                server.stop()
+    print_table(f"Authenticated request mix (log-batch, get-run, search-runs), uvicorn "
+                f"{args.workers} workers, PostgreSQL, {args.concurrency} clients, median of "
+                f"{args.rounds} x {args.seconds:.0f} s", figures, "stock mlflow")
+    if any(errors.values()):
+        print(f"  errors in the last round: {errors}")
+
+
+if __name__ == "__main__":
+    main()

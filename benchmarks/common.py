@@ -1,0 +1,63 @@
+"""Shared benchmark plumbing: throwaway databases, servers, a bounded load loop.
+
+Benchmarks are not tests: they print figures and ratios and never fail on speed.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import statistics
+import threading
+import time
+
+import requests
+
+from tests.databases import postgres_databases  # noqa: F401  (re-exported for the scripts)
+from tests.servers import MlflowServer  # noqa: F401
+
+
+def drive(requests_for_thread, *, seconds: float, concurrency: int) -> tuple[float, int]:
+    """Run each thread's request generator for ``seconds``; (requests/s, errors).
+
+    ``requests_for_thread(session)`` returns a callable making one request and
+    returning its status code. The loop is bounded in time and stops by itself.
+    """
+    stop = threading.Event()
+    counts, errors = [0] * concurrency, [0] * concurrency
+
+    def worker(index):
+        session = requests.Session()
+        one_request = requests_for_thread(session)
+        while not stop.is_set():
+            if one_request() >= 400:
+                errors[index] += 1
+            counts[index] += 1
+
+    with concurrent.futures.ThreadPoolExecutor(concurrency) as pool:
+        futures = [pool.submit(worker, i) for i in range(concurrency)]
+        started = time.monotonic()
+        time.sleep(seconds)
+        stop.set()
+        for future in futures:
+            future.result()
+        elapsed = time.monotonic() - started
+    return sum(counts) / elapsed, sum(errors)
+
+
+def interleaved(measure, names: list[str], rounds: int) -> dict[str, float]:
+    """Median of ``rounds`` measurements per name, taken in alternation so that
+    background noise on a shared machine hits every side alike."""
+    results: dict[str, list[float]] = {name: [] for name in names}
+    for round_number in range(rounds):
+        order = names if round_number % 2 == 0 else list(reversed(names))
+        for name in order:
+            results[name].append(measure(name))
+    return {name: statistics.median(values) for name, values in results.items()}
+
+
+def print_table(title: str, figures: dict[str, float], baseline: str, unit: str = "req/s"):
+    print(f"\n{title}")
+    width = max(len(name) for name in figures)
+    for name, value in figures.items():
+        ratio = value / figures[baseline] if figures[baseline] else float("nan")
+        print(f"  {name.ljust(width)}  {value:9.1f} {unit}   ratio vs {baseline}: {ratio:.3f}")

@@ -1,0 +1,70 @@
+"""A throwaway PostgreSQL cluster in a temp dir, for outage tests: the shared
+server on 5432 is never stopped or reconfigured."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+from tests.servers import free_port
+
+
+def _bindir() -> str:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if found:
+        return os.path.dirname(found[-1])
+    initdb = shutil.which("initdb")
+    if not initdb:
+        raise RuntimeError("PostgreSQL server binaries (initdb) not found")
+    return os.path.dirname(initdb)
+
+
+class PostgresCluster:
+    def __init__(self):
+        self.bindir = _bindir()
+        self.root = tempfile.mkdtemp(prefix="hokusai-pg-")
+        self.data = os.path.join(self.root, "data")
+        self.port = free_port()
+        self.process: subprocess.Popen | None = None
+        # PostgreSQL refuses to run as root: run it as the postgres user then.
+        self.as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if self.as_user:
+            shutil.chown(self.root, "postgres")
+        subprocess.run(self.as_user + [f"{self.bindir}/initdb", "-D", self.data, "-A", "trust",
+                                       "-U", "postgres"], check=True, capture_output=True)
+
+    @property
+    def uri(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def start(self) -> "PostgresCluster":
+        self.process = subprocess.Popen(
+            self.as_user + [f"{self.bindir}/postgres", "-D", self.data, "-p", str(self.port),
+                            "-k", self.root, "-c", "listen_addresses=127.0.0.1",
+                            "-c", "fsync=off"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            ready = subprocess.run([f"{self.bindir}/pg_isready", "-h", "127.0.0.1", "-p",
+                                    str(self.port)], capture_output=True)
+            if ready.returncode == 0:
+                return self
+            time.sleep(0.2)
+        raise RuntimeError("throwaway PostgreSQL did not start")
+
+    def stop(self) -> None:
+        """An abrupt outage: the postmaster and its backends are killed."""
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+            # Backends die with the postmaster; give the port a moment to close.
+            time.sleep(0.5)
+
+    def destroy(self) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)

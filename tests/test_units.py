@@ -1,0 +1,87 @@
+"""Pure-logic units: key format, scopes, the permission table, settings."""
+
+import dataclasses
+import math
+import re
+
+import pytest
+
+from mlflow_hokusai.errors import ConfigurationError
+from mlflow_hokusai.plugins.auth import keys, permissions, scopes
+from mlflow_hokusai.settings import Settings
+
+
+def test_key_format_entropy_and_checksum():
+    generated = {keys.generate() for _ in range(200)}
+    assert len(generated) == 200
+    for key in generated:
+        assert re.fullmatch(r"hk_live_[0-9A-Za-z]{36}", key) and keys.is_well_formed(key)
+    assert keys.BODY_LENGTH * math.log2(62) >= 160
+    assert keys.generate("test").startswith("hk_test_")
+    key = keys.generate()
+    typo = key[:10] + ("a" if key[10] != "a" else "b") + key[11:]
+    assert not keys.is_well_formed(typo)
+    assert keys.hash_key(key) != keys.hash_key(typo) and len(keys.hash_key(key)) == 64
+    assert keys.display_prefix(key) == key[:12]
+
+
+def test_scope_hierarchy_and_parsing():
+    assert scopes.grants({"admin"}, "write") and scopes.grants({"write"}, "read")
+    assert not scopes.grants({"read"}, "write") and not scopes.grants({"write"}, "admin")
+    assert scopes.parse("write, read,read") == ("read", "write")
+    with pytest.raises(ValueError):
+        scopes.parse("read,root")
+
+
+@pytest.mark.parametrize("method,path,scope", [
+    ("GET", "/api/2.0/mlflow/runs/get", "read"),
+    ("POST", "/api/2.0/mlflow/runs/search", "read"),
+    ("POST", "/ajax-api/2.0/mlflow/experiments/search", "read"),
+    ("POST", "/api/2.0mlflow/experiments/search-datasets", "read"),
+    ("POST", "/api/3.0/mlflow/traces/search", "read"),
+    ("POST", "/graphql", "read"),
+    ("POST", "/api/2.0/mlflow/runs/log-batch", "write"),
+    ("POST", "/api/2.0/mlflow/runs/search-but-not-really", "write"),
+    ("PUT", "/api/2.0/mlflow-artifacts/artifacts/a/b", "write"),
+    ("DELETE", "/api/2.0/mlflow/registered-models/delete", "write"),
+    ("GET", "/api/keys", "admin"),
+    ("POST", "/api/keys/abc/rotate", "admin"),
+    ("POST", "/api/3.0/mlflow/gateway/secrets/create", "admin"),
+    ("POST", "/ajax-api/3.0/mlflow/assistant/skills/install", "admin"),
+])
+def test_permission_table(method, path, scope):
+    assert permissions.required_scope(method, path) == scope
+
+
+def test_public_allow_list_is_exact():
+    assert permissions.is_public("GET", "/health", {})
+    assert permissions.is_public("HEAD", "/version", {})
+    assert permissions.is_public("GET", "/static-files/js/main.js", {})
+    for method, path in [("POST", "/health"), ("GET", "/health/mlflow/reset"),
+                         ("GET", "/static-files/../x"), ("GET", "/static-files//etc/passwd"),
+                         ("GET", "/static-files/a%2f..")]:
+        assert not permissions.is_public(method, path, {})
+    preflight = {"origin": "http://x", "access-control-request-method": "POST"}
+    assert permissions.is_public("OPTIONS", "/api/keys", preflight)
+    assert not permissions.is_public("OPTIONS", "/api/keys", {})
+
+
+def test_settings_parse_and_validate():
+    settings = Settings.from_env({"HOKUSAI_ALLOW_QUERY_KEY": "false",
+                                  "HOKUSAI_KEY_CACHE_TTL_SECONDS": "0.5",
+                                  "HOKUSAI_JWT_ALGORITHMS": "RS256, ES256"})
+    assert settings.allow_query_key is False and settings.key_cache_ttl_seconds == 0.5
+    assert settings.jwt_algorithms == ("RS256", "ES256")
+    assert Settings.from_env({}).default_tier == "standard"
+    for env, message in [({"HOKUSAI_KEY_CACHE_TTL_SECONDS": "5"}, "between 0 and 1"),
+                         ({"HOKUSAI_ALLOW_QUERY_KEY": "maybe"}, "true or false"),
+                         ({"HOKUSAI_KEY_ENVIRONMENT": "prod"}, "live, test")]:
+        with pytest.raises(ConfigurationError, match=message) as error:
+            Settings.from_env(env)
+        assert next(iter(env)) in str(error.value)
+
+
+def test_readme_documents_every_setting(repo_root):
+    readme = (repo_root / "README.md").read_text()
+    for field in dataclasses.fields(Settings):
+        assert f"`{Settings.env_name(field)}`" in readme, Settings.env_name(field)
