@@ -19,8 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import MlflowServer, drive, interleaved, postgres_databases, print_table
-from tests.servers import BIN
+from benchmarks.common import drive, interleaved, print_table
+from tests.databases import postgres_databases
+from tests.servers import BIN, MlflowServer
 
 ADMIN_PASSWORD = "bench-Password-1234"
 

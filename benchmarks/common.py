@@ -1,4 +1,4 @@
-"""Shared benchmark plumbing: throwaway databases, servers, a bounded load loop.
+"""Shared benchmark plumbing: a bounded load loop, interleaved rounds, the table.
 
 Benchmarks are not tests: they print figures and ratios and never fail on speed.
 """
@@ -11,9 +11,6 @@ import threading
 import time
 
 import requests
-
-from tests.databases import postgres_databases  # noqa: F401  (re-exported for the scripts)
-from tests.servers import MlflowServer  # noqa: F401
 
 
 def drive(requests_for_thread, *, seconds: float, concurrency: int) -> tuple[float, int]:

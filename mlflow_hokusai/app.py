@@ -15,6 +15,7 @@ import os
 from mlflow_hokusai.db import migrate
 from mlflow_hokusai.db.engine import get_engine, resolve_database_uri
 from mlflow_hokusai.errors import HokusaiError
+from mlflow_hokusai.pipeline import Pipeline
 from mlflow_hokusai.plugins.auth.gate import Gate
 from mlflow_hokusai.plugins.auth.keystore import KeyStore
 from mlflow_hokusai.settings import Settings, get_settings
@@ -44,6 +45,7 @@ class Hokusai:
         self.keystore = KeyStore(self.engine, environment=self.settings.key_environment,
                                  default_tier=self.settings.default_tier)
         self.gate = Gate(self.settings, self.keystore)
+        self.pipeline = Pipeline()
 
     def init_app(self, flask_app) -> None:
         from mlflow_hokusai.web import error_response
@@ -61,8 +63,8 @@ class Hokusai:
 def create_app():
     from mlflow.server import app as flask_app
 
-    from mlflow_hokusai.plugins.auth.asgi import AsgiGate
-    from mlflow_hokusai.plugins.auth.wsgi import WsgiGate
+    from mlflow_hokusai.asgi import AsgiAdapter
+    from mlflow_hokusai.wsgi import WsgiAdapter
 
     hokusai = flask_app.extensions.get("hokusai")
     if hokusai is None:
@@ -72,7 +74,7 @@ def create_app():
     if os.environ.get("_MLFLOW_SGI_NAME") == "uvicorn":
         from mlflow.server.fastapi_app import create_fastapi_app
 
-        return AsgiGate(create_fastapi_app(flask_app), hokusai.gate)
-    if not isinstance(flask_app.wsgi_app, WsgiGate):
-        flask_app.wsgi_app = WsgiGate(flask_app.wsgi_app, hokusai.gate)
+        return AsgiAdapter(create_fastapi_app(flask_app), hokusai.pipeline)
+    if not isinstance(flask_app.wsgi_app, WsgiAdapter):
+        flask_app.wsgi_app = WsgiAdapter(flask_app.wsgi_app, hokusai.pipeline)
     return flask_app

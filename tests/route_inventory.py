@@ -25,7 +25,7 @@ def main():
 
     built = create_app()
     routes = [(sorted(rule.methods), rule.rule) for rule in flask_app.url_map.iter_rules()]
-    if hasattr(built, "gate"):  # the ASGI gate around FastAPI
+    if hasattr(built, "pipeline"):  # the ASGI adapter around FastAPI
         routes += list(fastapi_routes(built.app.router.routes))
     json.dump(routes, sys.stdout)
 

@@ -66,11 +66,15 @@ class MlflowServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{self.log_tail()}")
             try:
-                # Any answer means a worker is serving (basic-auth guards /version).
-                if requests.get(self.url + "/version", timeout=2).status_code in (200, 401):
-                    return self
+                status = requests.get(self.url + "/version", timeout=2).status_code
             except requests.RequestException:
-                pass
+                status = None
+            # Any answer means a worker is serving (basic-auth guards /version).
+            if status in (200, 401):
+                return self
+            if status is not None and status >= 500:
+                self.stop()
+                raise RuntimeError(f"server answers {status}:\n{self.log_tail()}")
             time.sleep(0.3)
         self.stop()
         raise RuntimeError(f"server did not start in {timeout}s:\n{self.log_tail()}")

@@ -7,7 +7,7 @@ import logging
 
 import flask
 
-from mlflow_hokusai.plugins.auth.gate import current_principal
+from mlflow_hokusai.pipeline import current_principal
 from mlflow_hokusai.plugins.auth.keystore import DEFAULT_SCOPES, KeyStore
 from mlflow_hokusai.web import json_object
 
@@ -20,7 +20,7 @@ def _store() -> KeyStore:
 
 
 def _actor() -> str:
-    principal = current_principal.get()
+    principal = current_principal()
     return principal.label if principal else "unknown"
 
 

@@ -7,36 +7,7 @@ import binascii
 import dataclasses
 from urllib.parse import parse_qsl
 
-
-@dataclasses.dataclass(frozen=True)
-class RequestInfo:
-    """The parts of an HTTP request the gate needs, built from ASGI or WSGI."""
-
-    method: str
-    path: str
-    headers: dict[str, str]  # lower-case names
-    query_string: str
-    client: str | None
-
-    @classmethod
-    def from_asgi(cls, scope) -> "RequestInfo":
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        client = scope.get("client")
-        return cls(scope.get("method", "GET").upper(), scope["path"], headers,
-                   scope.get("query_string", b"").decode("latin-1"), client[0] if client else None)
-
-    @classmethod
-    def from_wsgi(cls, environ) -> "RequestInfo":
-        headers = {k[5:].replace("_", "-").lower(): v for k, v in environ.items()
-                   if k.startswith("HTTP_")}
-        for name in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-            if name in environ:
-                headers[name.replace("_", "-").lower()] = environ[name]
-        # PEP 3333 hands PATH_INFO over as latin-1 decoded bytes; re-read as UTF-8
-        # so the gate and Flask's router see the same path.
-        path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", "replace")
-        return cls(environ["REQUEST_METHOD"].upper(), path, headers,
-                   environ.get("QUERY_STRING", ""), environ.get("REMOTE_ADDR"))
+from mlflow_hokusai.pipeline import RequestInfo
 
 
 @dataclasses.dataclass(frozen=True)

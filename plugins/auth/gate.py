@@ -1,19 +1,19 @@
-"""The decision for one request: public, or which principal, or which error.
+"""The first pipeline step: public route, or which principal, or which refusal.
 
-Framework-free: the ASGI and WSGI middlewares (asgi.py, wsgi.py) only adapt
-requests to ``RequestInfo`` and answers to their protocol.
+Framework-free; see mlflow_hokusai.asgi / wsgi for the adapters.
 """
 
 from __future__ import annotations
 
-import contextvars
 import dataclasses
 import logging
 import time
 
 import sqlalchemy.exc
 
+from mlflow_hokusai import signals
 from mlflow_hokusai.errors import AuthenticationFailed, PermissionDenied, ServiceUnavailable
+from mlflow_hokusai.pipeline import LookupNeeded, RequestContext
 from mlflow_hokusai.plugins.auth import credentials, keys, permissions, scopes
 from mlflow_hokusai.plugins.auth.jwt_tokens import JwtVerifier
 from mlflow_hokusai.plugins.auth.keystore import ApiKey, KeyStore
@@ -32,16 +32,6 @@ class Principal:
     label: str = ""  # safe to log: a key's id and prefix, or a JWT subject
 
 
-# Set by the middleware for the duration of a request; anyio copies it into the
-# thread that runs Flask under uvicorn, and it is simply thread-local under gunicorn.
-current_principal: contextvars.ContextVar[Principal | None] = \
-    contextvars.ContextVar("hokusai_principal", default=None)
-
-
-class LookupNeeded(Exception):
-    """The decision needs the database; the ASGI gate retries in a thread."""
-
-
 class Gate:
     def __init__(self, settings, keystore: KeyStore):
         self.settings = settings
@@ -49,10 +39,22 @@ class Gate:
         self.jwt = JwtVerifier(settings)
         self._cache: dict[str, tuple[float, ApiKey]] = {}
 
-    def check(self, request: credentials.RequestInfo, *, allow_io: bool = True) -> Principal | None:
-        """The principal (None for a public route), or raise a HokusaiError."""
+    def __call__(self, context: RequestContext, allow_io: bool) -> None:
+        request = context.request
         if permissions.is_public(request.method, request.path, request.headers):
-            return None
+            context.public = True
+            return
+        try:
+            context.principal = self.check(request, allow_io=allow_io)
+        except (AuthenticationFailed, PermissionDenied) as refusal:
+            signals.auth_decided.send(self, outcome=refusal.reason)
+            raise
+        except ServiceUnavailable:
+            signals.auth_decided.send(self, outcome="unavailable")
+            raise
+        signals.auth_decided.send(self, outcome="ok")
+
+    def check(self, request, *, allow_io: bool = True) -> Principal:
         credential = credentials.extract(request, allow_query=self.settings.allow_query_key)
         if credential is None:
             raise AuthenticationFailed("missing")
@@ -77,12 +79,15 @@ class Gate:
             if not allow_io:
                 raise LookupNeeded
             record = self._load(key_hash)
+        else:
+            signals.key_cache_used.send(self, hit=True)
         state = record.state(int(time.time() * 1000))
         if state != "active":
             _logger.info("Refused API key %s (%s): %s", record.id, record.prefix, state)
             raise AuthenticationFailed(state)
         return Principal(username=record.owner, kind="api_key", scopes=frozenset(record.scopes),
-                         key_id=record.id, tier=record.tier, label=f"{record.id} ({record.prefix})")
+                         key_id=record.id, tier=record.tier,
+                         label=f"{record.id} ({record.prefix})")
 
     def _cached(self, key_hash: str) -> ApiKey | None:
         entry = self._cache.get(key_hash)
@@ -91,6 +96,7 @@ class Gate:
         return entry[1]
 
     def _load(self, key_hash: str) -> ApiKey:
+        signals.key_cache_used.send(self, hit=False)
         try:
             record = self.keystore.find_by_hash(key_hash)
             if record is None:

@@ -1,0 +1,77 @@
+"""The pipeline as a pure ASGI middleware: outermost under uvicorn, so it sees the
+FastAPI-native routes (artifacts, OTLP, jobs, gateway, MCP...) that a Flask
+``before_request`` hook never sees."""
+
+from __future__ import annotations
+
+import time
+
+import anyio
+
+from mlflow_hokusai import signals
+from mlflow_hokusai.errors import HokusaiError, render
+from mlflow_hokusai.pipeline import (LookupNeeded, Pipeline, RequestContext, RequestInfo,
+                                     current_context)
+
+
+def _encode(headers) -> list[tuple[bytes, bytes]]:
+    return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+
+
+class AsgiAdapter:
+    def __init__(self, app, pipeline: Pipeline):
+        self.app = app
+        self.pipeline = pipeline
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        context = RequestContext(RequestInfo.from_asgi(scope))
+        started = time.perf_counter()
+        status = 500
+        try:
+            try:
+                self.pipeline.run(context, allow_io=False)
+            except LookupNeeded:
+                # Keep the event loop free while a step does blocking I/O.
+                await anyio.to_thread.run_sync(self.pipeline.run, context)
+        except HokusaiError as error:
+            status = error.status
+            await _refuse(scope, send, error, context.response_headers)
+            signals.request_finished.send(self, context=context, status=status,
+                                          seconds=time.perf_counter() - started)
+            return
+
+        principal = context.principal
+        if principal is not None:
+            state = scope.setdefault("state", {})
+            state["username"] = principal.username
+            state["hokusai_principal"] = principal
+        extra = _encode(context.response_headers)
+
+        async def send_with_headers(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                if extra:
+                    message = {**message, "headers": list(message.get("headers", [])) + extra}
+            await send(message)
+
+        token = current_context.set(context)
+        try:
+            await self.app(scope, receive, send_with_headers)
+        finally:
+            current_context.reset(token)
+            signals.request_finished.send(self, context=context, status=status,
+                                          seconds=time.perf_counter() - started)
+
+
+async def _refuse(scope, send, error: HokusaiError, extra_headers) -> None:
+    if scope["type"] == "websocket":
+        # 1008: policy violation. Closing before accept makes the server answer 403.
+        await send({"type": "websocket.close", "code": 1008})
+        return
+    status, headers, body = render(error)
+    await send({"type": "http.response.start", "status": status,
+                "headers": _encode(headers + extra_headers)})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,87 @@
+"""What happens to every request before MLflow sees it, independent of ASGI/WSGI.
+
+Plugins add steps (auth first, then rate limits, then the circuit breaker);
+each step reads and fills a ``RequestContext`` and raises a ``HokusaiError``
+to refuse. A step that needs I/O it cannot do on an event loop raises
+``LookupNeeded`` when called with ``allow_io=False``; the ASGI adapter then
+runs the whole pipeline again in a thread, so steps must be repeatable.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextvars
+import dataclasses
+from typing import Callable
+
+
+class LookupNeeded(Exception):
+    """The step needs blocking I/O; rerun the pipeline with ``allow_io=True``."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RequestInfo:
+    """The parts of an HTTP request the steps need, built from ASGI or WSGI."""
+
+    method: str
+    path: str
+    headers: dict[str, str]  # lower-case names
+    query_string: str
+    client: str | None
+
+    @classmethod
+    def from_asgi(cls, scope) -> "RequestInfo":
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        client = scope.get("client")
+        return cls(scope.get("method", "GET").upper(), scope["path"], headers,
+                   scope.get("query_string", b"").decode("latin-1"), client[0] if client else None)
+
+    @classmethod
+    def from_wsgi(cls, environ) -> "RequestInfo":
+        headers = {k[5:].replace("_", "-").lower(): v for k, v in environ.items()
+                   if k.startswith("HTTP_")}
+        for name in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            if name in environ:
+                headers[name.replace("_", "-").lower()] = environ[name]
+        # PEP 3333 hands PATH_INFO over as latin-1 decoded bytes; re-read as UTF-8
+        # so the steps and Flask's router see the same path.
+        path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", "replace")
+        return cls(environ["REQUEST_METHOD"].upper(), path, headers,
+                   environ.get("QUERY_STRING", ""), environ.get("REMOTE_ADDR"))
+
+
+@dataclasses.dataclass
+class RequestContext:
+    request: RequestInfo
+    public: bool = False
+    principal: object | None = None  # plugins.auth.gate.Principal
+    # Added to the response, whatever answers it (MLflow or a refusal).
+    response_headers: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+
+
+# The context of the request being served; anyio copies it into the thread that
+# runs Flask under uvicorn, and it is per-thread under gunicorn.
+current_context: contextvars.ContextVar[RequestContext | None] = \
+    contextvars.ContextVar("hokusai_request", default=None)
+
+
+def current_principal():
+    context = current_context.get()
+    return context.principal if context else None
+
+
+Step = Callable[[RequestContext, bool], None]
+
+
+class Pipeline:
+    def __init__(self):
+        self._steps: list[tuple[int, int, Step]] = []
+
+    def add(self, step: Step, order: int) -> None:
+        """Lower ``order`` runs first; auth is 0, rate limits 10, the breaker 20."""
+        bisect.insort(self._steps, (order, len(self._steps), step))
+
+    def run(self, context: RequestContext, allow_io: bool = True) -> None:
+        context.response_headers.clear()
+        for _, _, step in self._steps:
+            step(context, allow_io)

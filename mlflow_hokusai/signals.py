@@ -1,0 +1,18 @@
+"""Events plugins can subscribe to (blinker signals, as Flask itself uses).
+
+Emitters do not know who listens: the metrics plugin counts these, and a
+deployment can connect its own receivers (audit shipping, alerting).
+"""
+
+from blinker import Namespace
+
+_signals = Namespace()
+
+#: ``outcome``: ok, missing, malformed, invalid, expired, revoked, forbidden, unavailable.
+auth_decided = _signals.signal("auth-decided")
+#: ``hit``: whether a verified key came from the worker's cache.
+key_cache_used = _signals.signal("key-cache-used")
+#: ``old``, ``new``: circuit breaker states (closed, open, half_open).
+breaker_changed = _signals.signal("breaker-changed")
+#: ``context``, ``status``, ``seconds``: after every HTTP request, answered or refused.
+request_finished = _signals.signal("request-finished")
