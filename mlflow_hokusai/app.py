@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+from typing import Callable
 
 from mlflow_hokusai.db import migrate
 from mlflow_hokusai.db.engine import get_engine, resolve_database_uri
@@ -23,6 +24,8 @@ from mlflow_hokusai.settings import Settings, get_settings
 # Core features are plugins too; each module exposes init_app(flask_app, hokusai).
 BUILTIN_PLUGINS = (
     "mlflow_hokusai.plugins.auth",
+    "mlflow_hokusai.plugins.health",
+    "mlflow_hokusai.plugins.metrics",
 )
 
 _logger = logging.getLogger("mlflow_hokusai")
@@ -46,6 +49,10 @@ class Hokusai:
                                  default_tier=self.settings.default_tier)
         self.gate = Gate(self.settings, self.keystore)
         self.pipeline = Pipeline()
+        # Optional services shown by /health: name -> probe returning
+        # "healthy", "degraded", "unhealthy" or "disabled" (plugins add theirs).
+        self.services: dict[str, Callable[[], str]] = {}
+        self.fastapi_app = None  # set under uvicorn, for route-aware plugins
 
     def init_app(self, flask_app) -> None:
         from mlflow_hokusai.web import error_response
@@ -74,7 +81,8 @@ def create_app():
     if os.environ.get("_MLFLOW_SGI_NAME") == "uvicorn":
         from mlflow.server.fastapi_app import create_fastapi_app
 
-        return AsgiAdapter(create_fastapi_app(flask_app), hokusai.pipeline)
+        hokusai.fastapi_app = create_fastapi_app(flask_app)
+        return AsgiAdapter(hokusai.fastapi_app, hokusai.pipeline)
     if not isinstance(flask_app.wsgi_app, WsgiAdapter):
         flask_app.wsgi_app = WsgiAdapter(flask_app.wsgi_app, hokusai.pipeline)
     return flask_app

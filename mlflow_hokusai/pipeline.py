@@ -1,7 +1,7 @@
 """What happens to every request before MLflow sees it, independent of ASGI/WSGI.
 
-Plugins add steps (auth first, then rate limits, then the circuit breaker);
-each step reads and fills a ``RequestContext`` and raises a ``HokusaiError``
+Plugins add steps (public routes, circuit breaker, authentication, rate
+limits); each step reads and fills a ``RequestContext`` and raises a ``HokusaiError``
 to refuse. A step that needs I/O it cannot do on an event loop raises
 ``LookupNeeded`` when called with ``allow_io=False``; the ASGI adapter then
 runs the whole pipeline again in a thread, so steps must be repeatable.
@@ -57,6 +57,8 @@ class RequestContext:
     principal: object | None = None  # plugins.auth.gate.Principal
     # Added to the response, whatever answers it (MLflow or a refusal).
     response_headers: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    # What a step decided on an earlier run of the same request (see LookupNeeded).
+    notes: dict = dataclasses.field(default_factory=dict)
 
 
 # The context of the request being served; anyio copies it into the thread that
@@ -78,7 +80,8 @@ class Pipeline:
         self._steps: list[tuple[int, int, Step]] = []
 
     def add(self, step: Step, order: int) -> None:
-        """Lower ``order`` runs first; auth is 0, rate limits 10, the breaker 20."""
+        """Lower ``order`` runs first: the public-route check is -20, the circuit
+        breaker -10, authentication 0, rate limits 10."""
         bisect.insort(self._steps, (order, len(self._steps), step))
 
     def run(self, context: RequestContext, allow_io: bool = True) -> None:

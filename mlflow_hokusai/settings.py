@@ -109,6 +109,25 @@ class Settings:
         _csv)
     jwt_audience: str | None = setting(None, "Required `aud` claim of JWTs, when set.")
     jwt_issuer: str | None = setting(None, "Required `iss` claim of JWTs, when set.")
+    breaker_failure_threshold: int = setting(
+        5, "Consecutive backend failures that open the circuit breaker.", _positive_int)
+    breaker_recovery_seconds: float = setting(
+        60.0, "How long the breaker stays open before it lets a probe through (half-open).",
+        _positive_float)
+    breaker_success_threshold: int = setting(
+        2, "Consecutive successes in half-open state that close the breaker.", _positive_int)
+    health_check_timeout_seconds: float = setting(
+        3.0, "Timeout of each health check (database, stores, artifact listing).",
+        _positive_float)
+    metrics_require_auth: bool = setting(
+        False, "Put `GET /metrics` behind the `read` scope.", _bool)
+    metrics_dir: str | None = setting(
+        None, "Directory for prometheus_client's multiprocess files. Default: a temp dir per "
+        "server (`$PROMETHEUS_MULTIPROC_DIR` wins when set).")
+    environment_name: str = setting(
+        "production", "Environment name shown by `/health/status`.")
+    build_date: str = setting("unknown", "Build date shown by `/version` (set by your build).")
+    git_commit: str = setting("unknown", "Git commit shown by `/version` (set by your build).")
     log_level: str = setting(
         "info", "Level of the `mlflow_hokusai` loggers.",
         _choice("debug", "info", "warning", "error"))
@@ -136,3 +155,18 @@ class Settings:
 def get_settings() -> Settings:
     """The process-wide settings, read from the environment on first use."""
     return Settings.from_env()
+
+
+def markdown_table() -> str:
+    """The README's configuration table (``python -m mlflow_hokusai.settings``)."""
+    rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
+    for field in dataclasses.fields(Settings):
+        default = field.default
+        text = str(default).lower() if isinstance(default, bool) else default
+        shown = "(unset)" if default is None else f"`{text}`"
+        rows.append(f"| `{Settings.env_name(field)}` | {shown} | {field.metadata['doc']} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(markdown_table())

@@ -18,6 +18,7 @@ from mlflow_hokusai.db.engine import get_engine
 from mlflow_hokusai.plugins.auth.keystore import KeyStore
 from tests import jwt_keys
 from tests.databases import postgres_databases
+from tests.pgcluster import PostgresCluster
 from tests.servers import BIN, MlflowServer
 
 JWT_SECRET = "test-secret-" + uuid.uuid4().hex
@@ -28,6 +29,14 @@ def make_postgres_database():
     """Create throwaway databases on the shared PostgreSQL; all dropped at the end."""
     with postgres_databases() as make:
         yield make
+
+
+@pytest.fixture(scope="module")
+def throwaway_postgres():
+    """A PostgreSQL cluster of the module's own, for tests that kill it."""
+    cluster = PostgresCluster().start()
+    yield cluster
+    cluster.destroy()
 
 
 @dataclass

@@ -31,31 +31,35 @@ class PostgresCluster:
         self.data = os.path.join(self.root, "data")
         self.port = free_port()
         self.process: subprocess.Popen | None = None
-        # PostgreSQL refuses to run as root: run it as the postgres user then.
-        self.as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        if self.as_user:
+        self.log_path = os.path.join(self.root, "postgres.log")
+        # PostgreSQL refuses to run as root: run it as the postgres user then,
+        # as a direct child, so that this process reaps the killed postmaster
+        # (a zombie's pid would look like a live postmaster to the restart).
+        self.user = {"user": "postgres", "group": "postgres"} if os.geteuid() == 0 else {}
+        if self.user:
             shutil.chown(self.root, "postgres")
-        subprocess.run(self.as_user + [f"{self.bindir}/initdb", "-D", self.data, "-A", "trust",
-                                       "-U", "postgres"], check=True, capture_output=True)
+        subprocess.run([f"{self.bindir}/initdb", "-D", self.data, "-A", "trust", "-U", "postgres"],
+                       check=True, capture_output=True, **self.user)
 
     @property
     def uri(self) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
     def start(self) -> "PostgresCluster":
-        self.process = subprocess.Popen(
-            self.as_user + [f"{self.bindir}/postgres", "-D", self.data, "-p", str(self.port),
-                            "-k", self.root, "-c", "listen_addresses=127.0.0.1",
-                            "-c", "fsync=off"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [f"{self.bindir}/postgres", "-D", self.data, "-p", str(self.port),
+                 "-k", self.root, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"],
+                stdout=subprocess.DEVNULL, stderr=log, start_new_session=True, **self.user)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             ready = subprocess.run([f"{self.bindir}/pg_isready", "-h", "127.0.0.1", "-p",
-                                    str(self.port)], capture_output=True)
+                                    str(self.port), "-U", "postgres"], capture_output=True)
             if ready.returncode == 0:
                 return self
             time.sleep(0.2)
-        raise RuntimeError("throwaway PostgreSQL did not start")
+        with open(self.log_path, errors="replace") as log:
+            raise RuntimeError("throwaway PostgreSQL did not start:\n" + log.read()[-2000:])
 
     def stop(self) -> None:
         """An abrupt outage: the postmaster and its backends are killed."""

@@ -8,15 +8,12 @@ import requests
 
 from mlflow_hokusai.db.engine import get_engine
 from mlflow_hokusai.plugins.auth.keystore import KeyStore
-from tests.pgcluster import PostgresCluster
 from tests.servers import MlflowServer
 
 
 @pytest.fixture(scope="module")
-def keystore_cluster():
-    cluster = PostgresCluster().start()
-    yield cluster
-    cluster.destroy()
+def keystore_cluster(throwaway_postgres):
+    return throwaway_postgres
 
 
 @pytest.fixture(scope="module")

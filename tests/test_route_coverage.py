@@ -13,8 +13,12 @@ import requests
 
 # (method, concrete path) pairs that may answer without credentials.
 PUBLIC = {
-    ("GET", "/"), ("GET", "/health"), ("GET", "/version"),
-    ("GET", "/static-files/x1"), ("GET", "/build/x1"),
+    ("GET", "/"), ("GET", "/static-files/x1"), ("GET", "/build/x1"),
+    ("GET", "/health"), ("GET", "/ready"), ("GET", "/live"), ("GET", "/version"),
+    ("GET", "/metrics"),
+    ("GET", "/health/mlflow"), ("GET", "/api/health/mlflow"), ("GET", "/mlflow/health/mlflow"),
+    ("GET", "/api/health/mlflow/detailed"), ("GET", "/mlflow/health/mlflow/detailed"),
+    ("GET", "/api/health/mlflow/connectivity"),
 }
 
 _PARAM = re.compile(r"<[^>]+>|\{[^}]+\}")
@@ -65,6 +69,8 @@ def test_every_served_route_requires_credentials(each_server_kind):
     ("POST", "/api/2.0/mlflow/a-route-from-a-future-mlflow"),
     ("OPTIONS", "/api/2.0/mlflow/experiments/search"),  # not a CORS preflight
     ("GET", "/graphql"), ("POST", "/graphql"), ("PUT", "/api/keys"),
+    ("GET", "/health/status"), ("POST", "/health/mlflow/reset"), ("GET", "/health/mlflow/"),
+    ("GET", "/api/health/mlflow/connectivity/x"), ("POST", "/metrics"),
 ])
 def test_near_misses_of_the_allow_list_are_refused(each_server_kind, method, path):
     # Send the path as written, without client-side normalisation of "..".

@@ -8,7 +8,7 @@ import pytest
 
 from mlflow_hokusai.errors import ConfigurationError
 from mlflow_hokusai.plugins.auth import keys, permissions, scopes
-from mlflow_hokusai.settings import Settings
+from mlflow_hokusai.settings import Settings, markdown_table
 
 
 def test_key_format_entropy_and_checksum():
@@ -83,5 +83,56 @@ def test_settings_parse_and_validate():
 
 def test_readme_documents_every_setting(repo_root):
     readme = (repo_root / "README.md").read_text()
+    assert markdown_table() in readme  # regenerate: python -m mlflow_hokusai.settings
     for field in dataclasses.fields(Settings):
-        assert f"`{Settings.env_name(field)}`" in readme, Settings.env_name(field)
+        assert f"`{Settings.env_name(field)}`" in markdown_table()
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_circuit_breaker_state_machine():
+    from mlflow_hokusai import signals
+    from mlflow_hokusai.plugins.health.breaker import CircuitBreaker
+
+    clock = FakeClock()
+    breaker = CircuitBreaker(failure_threshold=3, recovery_seconds=10, success_threshold=2,
+                             clock=clock)
+    changes = []
+
+    def on_change(sender, old, new):
+        changes.append((old, new))
+
+    signals.breaker_changed.connect(on_change)
+    try:
+        breaker.record_failure(), breaker.record_failure()
+        breaker.record_success()  # a success resets the consecutive count
+        breaker.record_failure(), breaker.record_failure()
+        assert breaker.state == "closed" and breaker.allow()
+        breaker.record_failure()
+        assert breaker.state == "open" and not breaker.allow()
+        assert breaker.retry_after() == 10
+        clock.now += 9.5
+        assert not breaker.allow() and breaker.retry_after() == 1
+        clock.now += 1
+        assert breaker.allow() and breaker.state == "half_open"  # one probe ...
+        assert not breaker.allow()  # ... at a time
+        breaker.record_failure()  # the probe failed: open again, timer restarted
+        assert breaker.state == "open" and not breaker.allow()
+        clock.now += 10
+        assert breaker.allow()
+        breaker.record_success()
+        assert breaker.state == "half_open" and breaker.allow()
+        breaker.record_success()
+        assert breaker.state == "closed"
+        assert changes == [("closed", "open"), ("open", "half_open"), ("half_open", "open"),
+                           ("open", "half_open"), ("half_open", "closed")]
+        breaker.record_failure(), breaker.record_failure(), breaker.record_failure()
+        assert breaker.reset() == "open" and breaker.state == "closed"
+    finally:
+        signals.breaker_changed.disconnect(on_change)

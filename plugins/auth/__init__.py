@@ -9,6 +9,7 @@ import flask
 
 from mlflow_hokusai.pipeline import current_principal
 from mlflow_hokusai.plugins.auth import api
+from mlflow_hokusai.plugins.auth.gate import mark_public
 
 
 def _hand_principal_to_mlflow():
@@ -20,6 +21,7 @@ def _hand_principal_to_mlflow():
 
 
 def init_app(flask_app: flask.Flask, hokusai) -> None:
+    hokusai.pipeline.add(mark_public, order=-20)
     hokusai.pipeline.add(hokusai.gate, order=0)
     flask_app.register_blueprint(api.blueprint)
     flask_app.before_request(_hand_principal_to_mlflow)

@@ -32,6 +32,12 @@ class Principal:
     label: str = ""  # safe to log: a key's id and prefix, or a JWT subject
 
 
+def mark_public(context: RequestContext, allow_io: bool) -> None:
+    """First step: later steps (breaker, auth, limits) leave public routes alone."""
+    request = context.request
+    context.public = permissions.is_public(request.method, request.path, request.headers)
+
+
 class Gate:
     def __init__(self, settings, keystore: KeyStore):
         self.settings = settings
@@ -40,10 +46,9 @@ class Gate:
         self._cache: dict[str, tuple[float, ApiKey]] = {}
 
     def __call__(self, context: RequestContext, allow_io: bool) -> None:
-        request = context.request
-        if permissions.is_public(request.method, request.path, request.headers):
-            context.public = True
+        if context.public:
             return
+        request = context.request
         try:
             context.principal = self.check(request, allow_io=allow_io)
         except (AuthenticationFailed, PermissionDenied) as refusal:

@@ -1,0 +1,112 @@
+"""Health checks that exercise the real backends of this process, each with its
+own timeout and measured latency: MLflow's tracking store, registry store and
+artifact repository, and Hokusai's database."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import os
+import time
+from typing import Callable
+
+import sqlalchemy
+
+# Hung checks keep a thread until their backend answers; bounding the pool keeps
+# a dead backend from growing it, and waiting callers still time out.
+_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="hokusai-health")
+
+
+@dataclasses.dataclass
+class CheckResult:
+    name: str
+    status: str  # pass, fail, timeout, disabled
+    response_time_ms: float
+    critical: bool
+    error: str | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.status in ("pass", "disabled")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self) | {"passed": self.passed}
+
+
+def _tracking_store():
+    from mlflow.server.handlers import _get_tracking_store
+
+    return _get_tracking_store()
+
+
+def mlflow_connectivity() -> None:
+    """A round trip to MLflow's backend database (or its file store)."""
+    store = _tracking_store()
+    engine = getattr(store, "engine", None)
+    if engine is None:
+        store.search_experiments(max_results=1)
+        return
+    with engine.connect() as conn:
+        conn.execute(sqlalchemy.text("SELECT 1"))
+
+
+def experiments_api() -> None:
+    _tracking_store().search_experiments(max_results=1)
+
+
+def registry_api() -> None:
+    from mlflow.server.handlers import _get_model_registry_store
+
+    _get_model_registry_store().search_registered_models(max_results=1)
+
+
+def artifacts_api() -> None:
+    """List the root of the repository the server proxies to (or its default root)."""
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    root = os.environ.get("_MLFLOW_SERVER_ARTIFACT_DESTINATION") or \
+        os.environ.get("_MLFLOW_SERVER_ARTIFACT_ROOT")
+    if not root or root.startswith("mlflow-artifacts:"):
+        raise RuntimeError("no artifact location configured")
+    get_artifact_repository(root).list_artifacts()
+
+
+def hokusai_database(engine) -> Callable[[], None]:
+    def check() -> None:
+        with engine.connect() as conn:
+            conn.execute(sqlalchemy.text("SELECT 1"))
+
+    return check
+
+
+@dataclasses.dataclass(frozen=True)
+class Check:
+    name: str
+    run: Callable[[], None]
+    critical: bool
+
+
+def run_checks(checks: list[Check], timeout: float) -> dict[str, CheckResult]:
+    """Run checks concurrently; each gets ``timeout`` seconds from the start."""
+    started = time.perf_counter()
+    futures = {check.name: (check, _POOL.submit(_timed, check.run)) for check in checks}
+    results = {}
+    for name, (check, future) in futures.items():
+        remaining = max(0.0, timeout - (time.perf_counter() - started))
+        try:
+            elapsed, error = future.result(timeout=remaining)
+            status = "pass" if error is None else "fail"
+        except concurrent.futures.TimeoutError:
+            elapsed, error, status = timeout, f"timed out after {timeout:g} s", "timeout"
+        results[name] = CheckResult(name, status, round(elapsed * 1000, 2), check.critical, error)
+    return results
+
+
+def _timed(run: Callable[[], None]) -> tuple[float, str | None]:
+    started = time.perf_counter()
+    try:
+        run()
+        return time.perf_counter() - started, None
+    except Exception as exc:  # a health check reports every failure, it never raises
+        message = str(exc).splitlines()[0] if str(exc) else ""
+        return time.perf_counter() - started, f"{type(exc).__name__}: {message}"[:300]

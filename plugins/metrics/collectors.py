@@ -1,0 +1,59 @@
+"""The metric families, and the signal receivers that move them."""
+
+from __future__ import annotations
+
+import mlflow
+from prometheus_client import Counter, Gauge, Histogram
+
+import mlflow_hokusai
+from mlflow_hokusai import signals
+from mlflow_hokusai.routes import RouteTemplates
+
+REQUESTS = Counter("hokusai_http_requests_total", "HTTP requests answered",
+                   ["method", "route", "status"])
+LATENCY = Histogram("hokusai_http_request_duration_seconds", "HTTP request latency",
+                    ["method", "route", "status"],
+                    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+AUTH = Counter("hokusai_auth_attempts_total", "Authentication outcomes", ["outcome"])
+KEY_CACHE = Counter("hokusai_key_cache_lookups_total", "Verified-key cache lookups", ["result"])
+BREAKER_STATE = Gauge("hokusai_circuit_breaker_state",
+                      "Circuit breaker state per worker: 0 closed, 1 half-open, 2 open",
+                      multiprocess_mode="liveall")
+BREAKER_TRANSITIONS = Counter("hokusai_circuit_breaker_transitions_total",
+                              "Circuit breaker state changes", ["from_state", "to_state"])
+BUILD_INFO = Gauge("hokusai_build_info", "Build information", ["version", "mlflow_version",
+                                                                "git_commit"],
+                   multiprocess_mode="max")
+_STATE_VALUES = {"closed": 0, "half_open": 1, "open": 2}
+# Receivers are held here: blinker keeps only weak references by default.
+_receivers = []
+
+
+def subscribe(flask_app, hokusai) -> None:
+    templates = RouteTemplates(flask_app, lambda: hokusai.fastapi_app)
+
+    def on_request(sender, context, status, seconds):
+        request = context.request
+        labels = (request.method, templates.template(request.method, request.path), str(status))
+        REQUESTS.labels(*labels).inc()
+        LATENCY.labels(*labels).observe(seconds)
+
+    def on_auth(sender, outcome):
+        AUTH.labels(outcome).inc()
+
+    def on_cache(sender, hit):
+        KEY_CACHE.labels("hit" if hit else "miss").inc()
+
+    def on_breaker(sender, old, new):
+        BREAKER_TRANSITIONS.labels(old, new).inc()
+        BREAKER_STATE.set(_STATE_VALUES[new])
+
+    for signal, receiver in ((signals.request_finished, on_request),
+                             (signals.auth_decided, on_auth),
+                             (signals.key_cache_used, on_cache),
+                             (signals.breaker_changed, on_breaker)):
+        signal.connect(receiver)
+        _receivers.append(receiver)
+    BREAKER_STATE.set(_STATE_VALUES[hokusai.breaker.state])
+    BUILD_INFO.labels(mlflow_hokusai.__version__, mlflow.__version__,
+                      hokusai.settings.git_commit).set(1)
