@@ -27,4 +27,4 @@ test: $(VENV)/.installed
 	$(VENV)/bin/pytest
 
 bench: $(VENV)/.installed
-	$(VENV)/bin/python -m benchmarks.bench_auth
+	for b in benchmarks/bench_*.py; do $(VENV)/bin/python -m benchmarks.$$(basename $$b .py) || exit 1; done

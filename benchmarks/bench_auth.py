@@ -16,10 +16,9 @@ import base64
 import json
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
-from benchmarks.common import drive, interleaved, print_table
+from benchmarks.common import drive, interleaved, prepare_run, print_table, request_mix
 from tests.databases import postgres_databases
 from tests.servers import BIN, MlflowServer
 
@@ -56,45 +55,6 @@ def start_servers(make_db, root: Path, workers: int, servers: dict) -> None:
         server = MlflowServer(workdir, make_db(), app_name="basic-auth", workers=workers,
                               env=basic_auth_env(workdir, make_db(), ttl))
         servers[label] = (server.start(), {"Authorization": basic})
-
-
-def prepare_run(server: MlflowServer, headers: dict) -> str:
-    import requests
-
-    api = server.url + "/api/2.0/mlflow"
-    experiment = requests.post(f"{api}/experiments/create", json={"name": "bench"},
-                               headers=headers, timeout=30).json()["experiment_id"]
-    run = requests.post(f"{api}/runs/create", json={"experiment_id": experiment},
-                        headers=headers, timeout=30).json()["run"]["info"]["run_id"]
-    return experiment, run
-
-
-def request_mix(server: MlflowServer, headers: dict, experiment: str, run: str):
-    api = server.url + "/api/2.0/mlflow"
-
-    def for_thread(session):
-        session.headers.update(headers)
-        step = [0]
-
-        def one():
-            step[0] += 1
-            kind = step[0] % 3
-            if kind == 0:
-                now = int(time.time() * 1000)
-                metrics = [{"key": f"m{i}", "value": i * 0.5, "timestamp": now, "step": step[0]}
-                           for i in range(10)]
-                response = session.post(f"{api}/runs/log-batch",
-                                        json={"run_id": run, "metrics": metrics}, timeout=60)
-            elif kind == 1:
-                response = session.get(f"{api}/runs/get", params={"run_id": run}, timeout=60)
-            else:
-                response = session.post(f"{api}/runs/search", timeout=60,
-                                        json={"experiment_ids": [experiment], "max_results": 10})
-            return response.status_code
-
-        return one
-
-    return for_thread
 
 
 def main():

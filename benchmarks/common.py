@@ -58,3 +58,42 @@ def print_table(title: str, figures: dict[str, float], baseline: str, unit: str 
     for name, value in figures.items():
         ratio = value / figures[baseline] if figures[baseline] else float("nan")
         print(f"  {name.ljust(width)}  {value:9.1f} {unit}   ratio vs {baseline}: {ratio:.3f}")
+
+
+def prepare_run(server, headers: dict) -> tuple[str, str]:
+    """An experiment and a run to aim the request mix at."""
+    api = server.url + "/api/2.0/mlflow"
+    experiment = requests.post(f"{api}/experiments/create", json={"name": "bench"},
+                               headers=headers, timeout=30).json()["experiment_id"]
+    run = requests.post(f"{api}/runs/create", json={"experiment_id": experiment},
+                        headers=headers, timeout=30).json()["run"]["info"]["run_id"]
+    return experiment, run
+
+
+def request_mix(server, headers: dict, experiment: str, run: str):
+    """Per-thread request makers cycling log-batch (10 metrics), get-run, search-runs."""
+    api = server.url + "/api/2.0/mlflow"
+
+    def for_thread(session):
+        session.headers.update(headers)
+        step = [0]
+
+        def one():
+            step[0] += 1
+            kind = step[0] % 3
+            if kind == 0:
+                now = int(time.time() * 1000)
+                metrics = [{"key": f"m{i}", "value": i * 0.5, "timestamp": now, "step": step[0]}
+                           for i in range(10)]
+                response = session.post(f"{api}/runs/log-batch",
+                                        json={"run_id": run, "metrics": metrics}, timeout=60)
+            elif kind == 1:
+                response = session.get(f"{api}/runs/get", params={"run_id": run}, timeout=60)
+            else:
+                response = session.post(f"{api}/runs/search", timeout=60,
+                                        json={"experiment_ids": [experiment], "max_results": 10})
+            return response.status_code
+
+        return one
+
+    return for_thread

@@ -25,6 +25,7 @@ from mlflow_hokusai.settings import Settings, get_settings
 BUILTIN_PLUGINS = (
     "mlflow_hokusai.plugins.auth",
     "mlflow_hokusai.plugins.health",
+    "mlflow_hokusai.plugins.ratelimit",
     "mlflow_hokusai.plugins.metrics",
 )
 

@@ -81,14 +81,17 @@ def keys():
               help=f"Comma-separated, of {', '.join(scopes.ALL)}.")
 @click.option("--tier", type=click.Choice(TIERS), default=None,
               help="Rate-limit tier (default: $HOKUSAI_DEFAULT_TIER).")
+@click.option("--rate-limit", default=None, metavar="LIMIT",
+              help="Own limit overriding the tier's, e.g. '500/minute'.")
 @click.option("--expires-in", "expires_in", type=float, default=None, metavar="DAYS",
               help="Expire after this many days (fractions allowed).")
 @database_option
 @json_option
-def keys_create(name, owner, scope_list, tier, expires_in, database_uri, as_json):
+def keys_create(name, owner, scope_list, tier, rate_limit, expires_in, database_uri, as_json):
     """Create a key and print it once."""
     key, plaintext = _keystore(database_uri).create(
-        name, owner=owner, scopes=scope_list, tier=tier, expires_in_days=expires_in)
+        name, owner=owner, scopes=scope_list, tier=tier, rate_limit=rate_limit,
+        expires_in_days=expires_in)
     _print_new_key(key, plaintext, as_json)
 
 

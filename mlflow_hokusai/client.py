@@ -37,10 +37,11 @@ class HokusaiClient:
         return body
 
     def create_key(self, name: str, *, scopes=("read", "write"), owner: str | None = None,
-                   tier: str | None = None, expires_in_days: float | None = None) -> dict:
+                   tier: str | None = None, rate_limit: str | None = None,
+                   expires_in_days: float | None = None) -> dict:
         """The new key's record; its ``key`` field is the only copy of the secret."""
         body = {"name": name, "scopes": list(scopes), "owner": owner, "tier": tier,
-                "expires_in_days": expires_in_days}
+                "rate_limit": rate_limit, "expires_in_days": expires_in_days}
         return self._request("POST", "/api/keys", {k: v for k, v in body.items() if v is not None})
 
     def list_keys(self) -> list[dict]:

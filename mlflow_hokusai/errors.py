@@ -77,6 +77,17 @@ class Conflict(HokusaiError):
     default_detail = "Conflict"
 
 
+class RateLimited(HokusaiError):
+    status = 429
+    error_code = "REQUEST_LIMIT_EXCEEDED"
+    default_detail = "Rate limit exceeded"
+
+    def __init__(self, retry_after: int, headers: list[tuple[str, str]] = (),
+                 detail: str | None = None):
+        super().__init__(detail, headers={"Retry-After": str(retry_after), **dict(headers)},
+                         retry_after=retry_after)
+
+
 class ServiceUnavailable(HokusaiError):
     status = 503
     error_code = "TEMPORARILY_UNAVAILABLE"

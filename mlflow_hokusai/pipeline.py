@@ -14,6 +14,8 @@ import contextvars
 import dataclasses
 from typing import Callable
 
+from mlflow_hokusai.errors import HokusaiError
+
 
 class LookupNeeded(Exception):
     """The step needs blocking I/O; rerun the pipeline with ``allow_io=True``."""
@@ -75,16 +77,30 @@ def current_principal():
 Step = Callable[[RequestContext, bool], None]
 
 
+RefusalHook = Callable[[RequestContext, HokusaiError, bool], None]
+
+
 class Pipeline:
     def __init__(self):
         self._steps: list[tuple[int, int, Step]] = []
+        self._refusal_hooks: list[RefusalHook] = []
 
     def add(self, step: Step, order: int) -> None:
         """Lower ``order`` runs first: the public-route check is -20, the circuit
-        breaker -10, authentication 0, rate limits 10."""
+        breaker -10, the address lockout -5, authentication 0, rate limits 10."""
         bisect.insort(self._steps, (order, len(self._steps), step))
+
+    def on_refusal(self, hook: RefusalHook) -> None:
+        """``hook(context, error, allow_io)`` sees every refusal; it may raise
+        another HokusaiError to answer instead (a lockout after failed logins)."""
+        self._refusal_hooks.append(hook)
 
     def run(self, context: RequestContext, allow_io: bool = True) -> None:
         context.response_headers.clear()
-        for _, _, step in self._steps:
-            step(context, allow_io)
+        try:
+            for _, _, step in self._steps:
+                step(context, allow_io)
+        except HokusaiError as error:
+            for hook in self._refusal_hooks:
+                hook(context, error, allow_io)
+            raise

@@ -109,6 +109,27 @@ class Settings:
         _csv)
     jwt_audience: str | None = setting(None, "Required `aud` claim of JWTs, when set.")
     jwt_issuer: str | None = setting(None, "Required `iss` claim of JWTs, when set.")
+    rate_limits_enabled: bool = setting(True, "Enforce rate limits at all.", _bool)
+    rate_limit_storage_uri: str | None = setting(
+        None, "Where limits count: unset is per-process memory (each worker counts alone); "
+        "`redis://host:6379/0` makes limits exact across workers and servers.")
+    rate_limit_key_prefix: str = setting(
+        "hokusai", "Prefix of the rate-limit keys in Redis.")
+    rate_limit_fail_mode: str = setting(
+        "open", "When the limit storage is unreachable: `open` lets requests through "
+        "(`/health` says degraded), `closed` answers 503.", _choice("open", "closed"))
+    tier_limits: str = setting(
+        "free=100/minute,standard=1000/minute,enterprise=10000/minute",
+        "Limit of each tier, per key; a key's own `rate_limit` overrides it.")
+    route_limits: str = setting(
+        "registration=20/minute,lineage=100/minute,contributor_impact=100/minute",
+        "Per-key limits of route groups, on top of the key's limit.")
+    auth_failure_limit: str = setting(
+        "20/minute", "Failed credentials allowed per client address before it is locked out.")
+    auth_lockout_seconds: int = setting(
+        300, "How long a client address stays locked out.", _positive_int)
+    trusted_proxies: tuple[str, ...] = setting(
+        (), "Comma-separated proxy addresses/CIDRs whose `X-Forwarded-For` is believed.", _csv)
     breaker_failure_threshold: int = setting(
         5, "Consecutive backend failures that open the circuit breaker.", _positive_int)
     breaker_recovery_seconds: float = setting(

@@ -14,5 +14,9 @@ auth_decided = _signals.signal("auth-decided")
 key_cache_used = _signals.signal("key-cache-used")
 #: ``old``, ``new``: circuit breaker states (closed, open, half_open).
 breaker_changed = _signals.signal("breaker-changed")
+#: ``reason``: key, route or lockout; a request refused with 429.
+rate_limited = _signals.signal("rate-limited")
+#: The rate-limit storage (Redis) failed; the request passed (fail-open) or got 503.
+rate_limit_storage_failed = _signals.signal("rate-limit-storage-failed")
 #: ``context``, ``status``, ``seconds``: after every HTTP request, answered or refused.
 request_finished = _signals.signal("request-finished")

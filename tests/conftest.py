@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import redis
 
 from mlflow_hokusai.db.engine import get_engine
 from mlflow_hokusai.plugins.auth.keystore import KeyStore
@@ -29,6 +30,17 @@ def make_postgres_database():
     """Create throwaway databases on the shared PostgreSQL; all dropped at the end."""
     with postgres_databases() as make:
         yield make
+
+
+@pytest.fixture(scope="session")
+def redis_prefix():
+    """A key prefix of this run's own on the shared Redis; its keys are deleted after."""
+    prefix = f"hokusai-test-{uuid.uuid4().hex[:10]}"
+    yield prefix
+    client = redis.Redis(host="127.0.0.1", port=6379)
+    for key in client.scan_iter(f"{prefix}*"):
+        client.delete(key)
+    client.close()
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +75,10 @@ class RunningServer:
 def _start(tmp_path_factory, name, backend_uri, *, server, hokusai_db=None, jwt_public=None,
            admin_key=None):
     workdir = tmp_path_factory.mktemp(name)
-    env = {"HOKUSAI_JWT_SECRET": JWT_SECRET, "HOKUSAI_JWT_AUDIENCE": "hokusai-tests"}
+    env = {"HOKUSAI_JWT_SECRET": JWT_SECRET, "HOKUSAI_JWT_AUDIENCE": "hokusai-tests",
+           # These servers take many wrong keys on purpose; the lockout that would
+           # follow is tested on servers of its own (test_rate_limits.py).
+           "HOKUSAI_AUTH_FAILURE_LIMIT": "100000/minute"}
     if jwt_public:
         env["HOKUSAI_JWT_PUBLIC_KEY"] = jwt_public
     if hokusai_db:

@@ -53,6 +53,7 @@ def test_rest_create_list_revoke(each_server_kind):
     ({"name": "x", "expires_in_days": -1}, "expires_in_days must be"),
     ({"name": "x", "expires_in_days": "soon"}, "expires_in_days must be"),
     ({"name": "x", "colour": "blue"}, "Unknown field(s): colour"),
+    ({"name": "x", "rate_limit": "lots"}, "rate_limit must be"),
     ([1, 2], "must be a JSON object"),
 ])
 def test_rest_create_validation(uvicorn_sqlite, payload, message):
@@ -123,10 +124,12 @@ def hokusai(*args, database_uri):
 def test_cli_lifecycle(tmp_path):
     db = f"sqlite:///{tmp_path}/cli.db"
     created = hokusai("keys", "create", "--name", "etl", "--scopes", "read,write",
-                      "--tier", "free", "--expires-in", "7", "--json", database_uri=db)
+                      "--tier", "free", "--rate-limit", "50/minute", "--expires-in", "7", "--json",
+                      database_uri=db)
     assert created.returncode == 0, created.stderr
     body = json.loads(created.stdout)
     assert body["key"].startswith("hk_live_") and body["tier"] == "free"
+    assert body["rate_limit"] == "50/minute"
 
     listed = hokusai("keys", "list", "--json", database_uri=db)
     assert [k["id"] for k in json.loads(listed.stdout)] == [body["id"]]

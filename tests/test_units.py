@@ -134,5 +134,54 @@ def test_circuit_breaker_state_machine():
                            ("open", "half_open"), ("half_open", "closed")]
         breaker.record_failure(), breaker.record_failure(), breaker.record_failure()
         assert breaker.reset() == "open" and breaker.state == "closed"
+        # Past the recovery timeout, successes alone (health checks) close it.
+        breaker.record_failure(), breaker.record_failure(), breaker.record_failure()
+        clock.now += 10
+        breaker.record_success(), breaker.record_success()
+        assert breaker.state == "closed"
     finally:
         signals.breaker_changed.disconnect(on_change)
+
+
+def _request(client, forwarded=None):
+    from mlflow_hokusai.pipeline import RequestInfo
+
+    headers = {"x-forwarded-for": forwarded} if forwarded else {}
+    return RequestInfo("GET", "/x", headers, "", client)
+
+
+def test_client_address_believes_only_trusted_proxies():
+    from mlflow_hokusai.plugins.ratelimit.addresses import ClientAddresses
+
+    none = ClientAddresses(())
+    assert none.of(_request("10.0.0.5", "1.2.3.4")) == "10.0.0.5"
+    proxies = ClientAddresses(("10.0.0.0/8", "192.168.1.1"))
+    assert proxies.of(_request("10.0.0.5", "1.2.3.4")) == "1.2.3.4"
+    # A client cannot insert itself left of the real hop.
+    assert proxies.of(_request("10.0.0.5", "6.6.6.6, 1.2.3.4, 192.168.1.1")) == "1.2.3.4"
+    assert proxies.of(_request("8.8.8.8", "1.2.3.4")) == "8.8.8.8"  # untrusted peer
+    assert proxies.of(_request("10.0.0.5")) == "10.0.0.5"
+
+
+def test_rate_limit_policy_from_settings():
+    from mlflow_hokusai.plugins.auth.gate import Principal
+    from mlflow_hokusai.plugins.ratelimit.policy import Policy
+
+    policy = Policy(Settings.from_env({}))
+    standard = Principal("u", "api_key", frozenset({"read"}), tier="standard")
+    assert str(policy.key_limit(standard)) == "1000 per 1 minute"
+    assert str(policy.key_limit(dataclasses.replace(standard, tier="free"))) == "100 per 1 minute"
+    own = dataclasses.replace(standard, rate_limit="7/hour")
+    assert str(policy.key_limit(own)) == "7 per 1 hour"
+    group, item = policy.route_limit("POST", "/api/2.0/mlflow/model-versions/create")
+    assert group == "registration" and item.amount == 20
+    assert policy.route_limit("POST", "/api/models/register-tokenized")[0] == "registration"
+    assert policy.route_limit("GET", "/models/contributors/0xabc/impact")[0] == \
+        "contributor_impact"
+    assert policy.route_limit("GET", "/api/models/m/3/lineage")[0] == "lineage"
+    assert policy.route_limit("GET", "/api/2.0/mlflow/runs/get") is None
+    for env, message in [({"HOKUSAI_TIER_LIMITS": "free=10/minute"}, "no limit for"),
+                         ({"HOKUSAI_ROUTE_LIMITS": "uploads=1/minute"}, "unknown name"),
+                         ({"HOKUSAI_ROUTE_LIMITS": "lineage=lots"}, "not a limit")]:
+        with pytest.raises(ConfigurationError, match=message):
+            Policy(Settings.from_env(env))

@@ -31,11 +31,12 @@ def list_keys():
 
 @blueprint.post("")
 def create_key():
-    body = json_object(allowed={"name", "owner", "scopes", "tier", "expires_in_days"},
-                       required={"name"})
+    body = json_object(allowed={"name", "owner", "scopes", "tier", "rate_limit",
+                                "expires_in_days"}, required={"name"})
     key, plaintext = _store().create(
         body["name"], owner=body.get("owner"), scopes=body.get("scopes", DEFAULT_SCOPES),
-        tier=body.get("tier"), expires_in_days=body.get("expires_in_days"))
+        tier=body.get("tier"), rate_limit=body.get("rate_limit"),
+        expires_in_days=body.get("expires_in_days"))
     _logger.info("API key %s (%s) created by %s", key.id, key.prefix, _actor())
     return {**key.to_dict(), "key": plaintext}, 201
 

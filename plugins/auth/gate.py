@@ -17,6 +17,7 @@ from mlflow_hokusai.pipeline import LookupNeeded, RequestContext
 from mlflow_hokusai.plugins.auth import credentials, keys, permissions, scopes
 from mlflow_hokusai.plugins.auth.jwt_tokens import JwtVerifier
 from mlflow_hokusai.plugins.auth.keystore import ApiKey, KeyStore
+from mlflow_hokusai.settings import TIERS
 
 _logger = logging.getLogger(__name__)
 _MAX_CACHED_KEYS = 10_000
@@ -29,6 +30,7 @@ class Principal:
     scopes: frozenset[str]
     key_id: str | None = None
     tier: str | None = None
+    rate_limit: str | None = None  # the key's own limit, overriding its tier's
     label: str = ""  # safe to log: a key's id and prefix, or a JWT subject
 
 
@@ -74,8 +76,10 @@ class Gate:
     def authenticate(self, credential: credentials.Credential, *, allow_io: bool) -> Principal:
         if credential.kind == "bearer" and not keys.looks_like_key(credential.value):
             claims = self.jwt.verify(credential.value)
+            tier = claims.get("tier") if claims.get("tier") in TIERS else \
+                self.settings.default_tier
             return Principal(username=str(claims["sub"]), kind="jwt", scopes=claims["scopes"],
-                             label=f"jwt:{claims['sub']}")
+                             tier=tier, label=f"jwt:{claims['sub']}")
         if not keys.is_well_formed(credential.value):
             raise AuthenticationFailed("malformed")
         key_hash = keys.hash_key(credential.value)
@@ -91,7 +95,7 @@ class Gate:
             _logger.info("Refused API key %s (%s): %s", record.id, record.prefix, state)
             raise AuthenticationFailed(state)
         return Principal(username=record.owner, kind="api_key", scopes=frozenset(record.scopes),
-                         key_id=record.id, tier=record.tier,
+                         key_id=record.id, tier=record.tier, rate_limit=record.rate_limit,
                          label=f"{record.id} ({record.prefix})")
 
     def _cached(self, key_hash: str) -> ApiKey | None:

@@ -47,6 +47,7 @@ class ApiKey:
     revoked: bool
     revoked_at: int | None
     rotated_from: str | None
+    rate_limit: str | None
 
     @classmethod
     def from_row(cls, row) -> "ApiKey":
@@ -92,6 +93,21 @@ def _tier(value) -> str:
     return value
 
 
+def _rate_limit(value) -> str | None:
+    import limits
+
+    if value is None:
+        return None
+    try:
+        if not isinstance(value, str) or len(value) > 64:
+            raise ValueError
+        limits.parse(value)
+    except ValueError:
+        raise BadRequest("rate_limit must be a limit such as '500/minute' or "
+                         "'10 per 5 seconds'") from None
+    return value.strip()
+
+
 def _expiry(days, start_ms: int) -> int | None:
     if days is None:
         return None
@@ -109,7 +125,7 @@ class KeyStore:
         self.environment = environment
         self.default_tier = default_tier
 
-    def create(self, name, *, owner=None, scopes=DEFAULT_SCOPES, tier=None,
+    def create(self, name, *, owner=None, scopes=DEFAULT_SCOPES, tier=None, rate_limit=None,
                expires_in_days=None, rotated_from=None) -> tuple[ApiKey, str]:
         created = now_ms()
         name = _name(name)
@@ -119,6 +135,7 @@ class KeyStore:
             "owner": _name(owner) if owner is not None else name,
             "scopes": ",".join(_scopes(scopes)),
             "tier": _tier(tier if tier is not None else self.default_tier),
+            "rate_limit": _rate_limit(rate_limit),
             "created_at": created,
             "expires_at": _expiry(expires_in_days, created),
             "revoked": False,
@@ -172,7 +189,8 @@ class KeyStore:
         if old.expires_at is not None:
             remaining_days = max((old.expires_at - now_ms()) / 86_400_000, 1e-6)
         new, plaintext = self.create(old.name, owner=old.owner, scopes=old.scopes, tier=old.tier,
-                                     expires_in_days=remaining_days, rotated_from=old.id)
+                                     rate_limit=old.rate_limit, expires_in_days=remaining_days,
+                                     rotated_from=old.id)
         if grace_period_hours == 0:
             self.revoke(old.id)
         else:

@@ -42,6 +42,7 @@ def _public(result: checks.CheckResult) -> dict:
 
 def evaluate(names: list[str] | None = None) -> dict[str, checks.CheckResult]:
     hokusai = _hokusai()
+    hokusai.breaker.refresh()  # so that the checks below count as half-open probes
     selected = [c for c in hokusai.health_checks if names is None or c.name in names]
     results = checks.run_checks(selected, hokusai.settings.health_check_timeout_seconds)
     breaker = hokusai.breaker

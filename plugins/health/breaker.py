@@ -54,10 +54,24 @@ class CircuitBreaker:
             _logger.warning("Circuit breaker %s -> %s (%s)", old, new_state, reason)
             signals.breaker_changed.send(self, old=old, new=new_state)
 
+    def _half_open_if_due(self) -> None:
+        """With the lock held: after the recovery timeout, open becomes half-open,
+        whoever notices first (a request, a success, a health check)."""
+        if self.state == OPEN and self._clock() - self.opened_at >= self.recovery_seconds:
+            self.success_count = 0
+            self._probe_admitted_at = None
+            self._move(HALF_OPEN, "recovery timeout elapsed")
+
+    def refresh(self) -> None:
+        if self.state == OPEN:
+            with self._lock:
+                self._half_open_if_due()
+
     def record_success(self) -> None:
         if self.state == CLOSED and self.failure_count == 0:
             return  # the per-statement fast path: nothing to change, no lock
         with self._lock:
+            self._half_open_if_due()
             self.failure_count = 0
             if self.state == HALF_OPEN:
                 self.success_count += 1
@@ -80,12 +94,10 @@ class CircuitBreaker:
         if self.state == CLOSED:
             return True
         with self._lock:
-            now = self._clock()
+            self._half_open_if_due()
             if self.state == OPEN:
-                if now - self.opened_at < self.recovery_seconds:
-                    return False
-                self.success_count = 0
-                self._move(HALF_OPEN, "recovery timeout elapsed")
+                return False
+            now = self._clock()
             if self._probe_admitted_at is None or \
                     now - self._probe_admitted_at >= _PROBE_TIMEOUT_SECONDS:
                 self._probe_admitted_at = now

@@ -21,6 +21,10 @@ BREAKER_STATE = Gauge("hokusai_circuit_breaker_state",
                       multiprocess_mode="liveall")
 BREAKER_TRANSITIONS = Counter("hokusai_circuit_breaker_transitions_total",
                               "Circuit breaker state changes", ["from_state", "to_state"])
+RATE_LIMITED = Counter("hokusai_rate_limit_rejections_total", "Requests refused with 429",
+                       ["reason"])
+RATE_LIMIT_STORAGE_ERRORS = Counter("hokusai_rate_limit_storage_errors_total",
+                                    "Rate-limit storage (Redis) failures")
 BUILD_INFO = Gauge("hokusai_build_info", "Build information", ["version", "mlflow_version",
                                                                 "git_commit"],
                    multiprocess_mode="max")
@@ -48,7 +52,15 @@ def subscribe(flask_app, hokusai) -> None:
         BREAKER_TRANSITIONS.labels(old, new).inc()
         BREAKER_STATE.set(_STATE_VALUES[new])
 
+    def on_rate_limited(sender, reason):
+        RATE_LIMITED.labels(reason).inc()
+
+    def on_storage_failed(sender):
+        RATE_LIMIT_STORAGE_ERRORS.inc()
+
     for signal, receiver in ((signals.request_finished, on_request),
+                             (signals.rate_limited, on_rate_limited),
+                             (signals.rate_limit_storage_failed, on_storage_failed),
                              (signals.auth_decided, on_auth),
                              (signals.key_cache_used, on_cache),
                              (signals.breaker_changed, on_breaker)):

@@ -1,0 +1,170 @@
+"""Counting with the ``limits`` library (moving window: the window really moves,
+and a refused request is not counted), and the pipeline steps that use it.
+
+Storage is per-process memory by default, or Redis, where the moving window
+is one atomic Lua script: exact across workers and servers.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+import limits
+from limits.errors import StorageError
+from limits.storage import MemoryStorage, storage_from_string
+from limits.strategies import MovingWindowRateLimiter
+
+from mlflow_hokusai import signals
+from mlflow_hokusai.errors import AuthenticationFailed, RateLimited, ServiceUnavailable
+from mlflow_hokusai.pipeline import LookupNeeded, RequestContext
+from mlflow_hokusai.plugins.ratelimit.addresses import ClientAddresses
+from mlflow_hokusai.plugins.ratelimit.policy import Policy
+
+# Credentials that were presented and wrong. A request with none ("missing") is
+# not a guess: a browser opening the UI makes several before it prompts.
+COUNTED_FAILURES = {"malformed", "invalid", "expired", "revoked"}
+# After a storage error, stop trying for this long: a dead Redis must not add a
+# timeout to every request.
+_STORAGE_BACKOFF_SECONDS = 1.0
+_logger = logging.getLogger(__name__)
+
+
+class StorageDown(Exception):
+    pass
+
+
+def _headers(item: limits.RateLimitItem, stats) -> list[tuple[str, str]]:
+    return [("X-RateLimit-Limit", str(item.amount)),
+            ("X-RateLimit-Remaining", str(stats.remaining)),
+            ("X-RateLimit-Reset", str(math.ceil(stats.reset_time)))]
+
+
+def _retry_after(stats) -> int:
+    return max(1, math.ceil(stats.reset_time - time.time()))
+
+
+class Limiter:
+    def __init__(self, settings):
+        uri = settings.rate_limit_storage_uri or "memory://"
+        options = {}
+        if not uri.startswith("memory"):
+            options = {"key_prefix": settings.rate_limit_key_prefix, "wrap_exceptions": True,
+                       "socket_connect_timeout": 0.5, "socket_timeout": 0.5}
+        self.storage = storage_from_string(uri, **options)
+        self.strategy = MovingWindowRateLimiter(self.storage)
+        self.needs_io = not isinstance(self.storage, MemoryStorage)
+        self.policy = Policy(settings)
+        self.addresses = ClientAddresses(settings.trusted_proxies)
+        self.fail_open = settings.rate_limit_fail_mode == "open"
+        self.retry_after_seconds = settings.retry_after_seconds
+        self.auth_failures = limits.parse(settings.auth_failure_limit)
+        self.lockout = limits.RateLimitItemPerSecond(1, settings.auth_lockout_seconds)
+        self._skip_until = 0.0
+
+    # -- storage access, with the fail-open / fail-closed decision in one place
+
+    def _call(self, method, *args):
+        if time.monotonic() < self._skip_until:
+            raise StorageDown
+        try:
+            return method(*args)
+        except StorageError as exc:
+            self._skip_until = time.monotonic() + _STORAGE_BACKOFF_SECONDS
+            _logger.warning("Rate-limit storage failed: %s", type(exc.storage_error).__name__)
+            signals.rate_limit_storage_failed.send(self)
+            raise StorageDown from None
+
+    def _unavailable(self):
+        if self.fail_open:
+            return  # let the request through; /health reports the storage
+        raise ServiceUnavailable("Rate-limit storage unavailable",
+                                 retry_after=self.retry_after_seconds)
+
+    def service_state(self) -> str:
+        if not self.needs_io:
+            return "disabled"
+        try:
+            return "healthy" if self.storage.check() else "unhealthy"
+        except Exception:  # a health probe reports, it never raises
+            return "unhealthy"
+
+    def ping(self) -> None:
+        if self.service_state() != "healthy":
+            raise ConnectionError("rate-limit storage unreachable")
+
+    # -- pipeline steps
+
+    def run_in_thread(self, context: RequestContext, allow_io: bool) -> None:
+        """With Redis, every step talks to it: run the whole pipeline in a thread
+        from the start, so no step (and no metric) runs twice."""
+        if self.needs_io and not allow_io and not context.public:
+            raise LookupNeeded
+
+    def check_lockout(self, context: RequestContext, allow_io: bool) -> None:
+        if context.public:
+            return
+        address = context.notes["client_address"] = self.addresses.of(context.request)
+        try:
+            if self._call(self.strategy.test, self.lockout, "lockout", address):
+                return
+            stats = self._call(self.strategy.get_window_stats, self.lockout, "lockout", address)
+        except StorageDown:
+            return self._unavailable()
+        signals.rate_limited.send(self, reason="lockout")
+        raise RateLimited(_retry_after(stats),
+                          detail="Too many failed authentication attempts from this address")
+
+    def check_key(self, context: RequestContext, allow_io: bool) -> None:
+        principal = context.principal
+        if context.public or principal is None:
+            return
+        request = context.request
+        identity = principal.key_id or principal.label
+        key_item = self.policy.key_limit(principal)
+        route = self.policy.route_limit(request.method, request.path)
+        try:
+            if route:
+                group, route_item = route
+                # Test the key first so a refused key does not use up route budget.
+                if not self._call(self.strategy.test, key_item, "key", identity):
+                    self._refuse(context, "key", key_item, "key", identity)
+                if not self._call(self.strategy.hit, route_item, "route", group, identity):
+                    self._refuse(context, "route", route_item, "route", group, identity)
+            if not self._call(self.strategy.hit, key_item, "key", identity):
+                self._refuse(context, "key", key_item, "key", identity)
+            stats = self._call(self.strategy.get_window_stats, key_item, "key", identity)
+            headers = _headers(key_item, stats)
+            if route:
+                route_stats = self._call(self.strategy.get_window_stats, route_item, "route",
+                                         group, identity)
+                if route_stats.remaining < stats.remaining:
+                    headers = _headers(route_item, route_stats)
+        except StorageDown:
+            return self._unavailable()
+        context.response_headers.extend(headers)
+
+    def _refuse(self, context, reason, item, *identifiers):
+        stats = self._call(self.strategy.get_window_stats, item, *identifiers)
+        signals.rate_limited.send(self, reason=reason)
+        raise RateLimited(_retry_after(stats), _headers(item, stats))
+
+    def count_failure(self, context: RequestContext, error, allow_io: bool) -> None:
+        """Refusal hook: wrong credentials count against the client address; one
+        too many locks the address out."""
+        if not isinstance(error, AuthenticationFailed) or error.reason not in COUNTED_FAILURES:
+            return
+        if self.needs_io and not allow_io:
+            raise LookupNeeded
+        address = context.notes.get("client_address") or self.addresses.of(context.request)
+        try:
+            if self._call(self.strategy.hit, self.auth_failures, "auth-failures", address):
+                return
+            self._call(self.strategy.hit, self.lockout, "lockout", address)
+        except StorageDown:
+            return
+        _logger.warning("Client %s locked out after repeated failed authentication", address)
+        signals.rate_limited.send(self, reason="lockout")
+        raise RateLimited(self.lockout.get_expiry(),
+                          detail="Too many failed authentication attempts from this address")

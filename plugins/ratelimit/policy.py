@@ -1,0 +1,65 @@
+"""Which limits apply to a request: the key's (its own, else its tier's) and, for
+some route groups, a per-key route limit on top. All from settings."""
+
+from __future__ import annotations
+
+import re
+
+import limits
+
+from mlflow_hokusai.errors import ConfigurationError
+from mlflow_hokusai.plugins.auth.permissions import normalize
+from mlflow_hokusai.settings import TIERS
+
+_MLFLOW_API = r"/(?:api|ajax-api)/[23]\.0/?mlflow/"
+# Route groups that can carry their own limit (HOKUSAI_ROUTE_LIMITS names them).
+ROUTE_GROUPS: dict[str, list[tuple[frozenset[str], re.Pattern]]] = {
+    "registration": [
+        (frozenset({"POST"}), re.compile(r"(?:/api)?/models/register(?:-tokenized)?")),
+        (frozenset({"POST"}), re.compile(_MLFLOW_API + r"(?:registered-models|model-versions)"
+                                         r"/create")),
+    ],
+    "lineage": [(frozenset({"GET"}), re.compile(r"(?:/api)?/models/[^/]+(?:/[^/]+)?/lineage"))],
+    "contributor_impact": [
+        (frozenset({"GET"}), re.compile(r"(?:/api)?/models/contributors/[^/]+/impact")),
+    ],
+}
+
+
+def _pairs(setting_name: str, raw: str, allowed) -> dict[str, limits.RateLimitItem]:
+    parsed = {}
+    for pair in filter(None, (p.strip() for p in raw.split(","))):
+        name, _, limit = pair.partition("=")
+        name = name.strip()
+        if name not in allowed:
+            raise ConfigurationError(f"HOKUSAI_{setting_name.upper()}: unknown name {name!r}; "
+                                     f"known: {', '.join(allowed)}")
+        try:
+            parsed[name] = limits.parse(limit)
+        except ValueError:
+            raise ConfigurationError(f"HOKUSAI_{setting_name.upper()}: {limit!r} is not a limit "
+                                     "such as '100/minute'") from None
+    return parsed
+
+
+class Policy:
+    def __init__(self, settings):
+        self.tiers = _pairs("tier_limits", settings.tier_limits, TIERS)
+        missing = set(TIERS) - set(self.tiers)
+        if missing:
+            raise ConfigurationError(f"HOKUSAI_TIER_LIMITS: no limit for {', '.join(missing)}")
+        self.routes = _pairs("route_limits", settings.route_limits, ROUTE_GROUPS)
+        self.default_tier = settings.default_tier
+
+    def key_limit(self, principal) -> limits.RateLimitItem:
+        if principal.rate_limit:
+            return limits.parse(principal.rate_limit)
+        return self.tiers.get(principal.tier or self.default_tier, self.tiers[self.default_tier])
+
+    def route_limit(self, method: str, path: str) -> tuple[str, limits.RateLimitItem] | None:
+        path = normalize(path)
+        for group, item in self.routes.items():
+            if any(method in methods and pattern.fullmatch(path)
+                   for methods, pattern in ROUTE_GROUPS[group]):
+                return group, item
+        return None
