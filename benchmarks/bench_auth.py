@@ -11,14 +11,14 @@ its 60 s credential cache). Target: hokusai >= 0.95 x stock.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import json
 import subprocess
 import tempfile
 from pathlib import Path
 
-from benchmarks.common import drive, interleaved, prepare_run, print_table, request_mix
+from benchmarks.common import (drive, interleaved, parse_args, prepare_run, print_table,
+                               request_mix)
 from tests.databases import postgres_databases
 from tests.servers import BIN, MlflowServer
 
@@ -58,12 +58,7 @@ def start_servers(make_db, root: Path, workers: int, servers: dict) -> None:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--seconds", type=float, default=10)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--concurrency", type=int, default=8)
-    args = parser.parse_args()
+    args = parse_args(__doc__)
 
     with postgres_databases() as make_db, tempfile.TemporaryDirectory() as tmp:
         servers: dict[str, tuple[MlflowServer, dict]] = {}

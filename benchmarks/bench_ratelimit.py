@@ -10,7 +10,6 @@ Target: Redis-backed limiting costs <= 5 % throughput.
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import tempfile
@@ -19,7 +18,8 @@ from pathlib import Path
 
 import redis
 
-from benchmarks.common import drive, interleaved, prepare_run, print_table, request_mix
+from benchmarks.common import (drive, interleaved, parse_args, prepare_run, print_table,
+                               request_mix)
 from tests.databases import postgres_databases
 from tests.servers import BIN, MlflowServer
 
@@ -31,12 +31,7 @@ MODES = {
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--seconds", type=float, default=10)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--concurrency", type=int, default=8)
-    args = parser.parse_args()
+    args = parse_args(__doc__)
     prefix = f"hokusai-bench-{uuid.uuid4().hex[:8]}"
 
     with postgres_databases("hokusai_bench") as make_db, tempfile.TemporaryDirectory() as tmp:

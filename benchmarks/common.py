@@ -5,12 +5,22 @@ Benchmarks are not tests: they print figures and ratios and never fail on speed.
 
 from __future__ import annotations
 
+import argparse
 import concurrent.futures
 import statistics
 import threading
 import time
 
 import requests
+
+
+def parse_args(doc: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=8)
+    return parser.parse_args()
 
 
 def drive(requests_for_thread, *, seconds: float, concurrency: int) -> tuple[float, int]:
