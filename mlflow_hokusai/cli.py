@@ -11,7 +11,7 @@ import sys
 import click
 
 from mlflow_hokusai.db import migrate
-from mlflow_hokusai.db.engine import get_engine, resolve_database_uri
+from mlflow_hokusai.db.engine import PLUGIN_PREFIX, get_engine, resolve_database_uri
 from mlflow_hokusai.errors import HokusaiError
 from mlflow_hokusai.plugins.auth import scopes
 from mlflow_hokusai.plugins.auth.keystore import KeyStore
@@ -62,8 +62,14 @@ def db():
 @db.command("upgrade")
 @database_option
 def db_upgrade(database_uri):
-    """Create or upgrade Hokusai's tables."""
-    engine = get_engine(resolve_database_uri(database_uri), get_settings().db_timeout_seconds)
+    """Create or upgrade Hokusai's tables; with a hokusai+ URI, MLflow's too."""
+    url = resolve_database_uri(database_uri)
+    if (database_uri or get_settings().database_uri or "").startswith(PLUGIN_PREFIX):
+        from mlflow_hokusai.db.mlflow_schema import upgrade_mlflow_schema
+
+        upgrade_mlflow_schema(url)
+        click.echo("MLflow schema upgraded")
+    engine = get_engine(url, get_settings().db_timeout_seconds)
     changed = migrate.upgrade(engine)
     click.echo(f"Hokusai schema {'upgraded to' if changed else 'already at'} "
                f"{migrate.head_revision()}")

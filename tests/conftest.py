@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from mlflow_hokusai.db.engine import get_engine
+from mlflow_hokusai.db.engine import get_engine, to_sqlalchemy_url
 from mlflow_hokusai.plugins.auth.keystore import KeyStore
 from tests import jwt_keys
 from tests.databases import postgres_databases
@@ -66,7 +66,7 @@ class RunningServer:
 
     @property
     def keystore(self) -> KeyStore:
-        return KeyStore(get_engine(self.database_uri))
+        return KeyStore(get_engine(to_sqlalchemy_url(self.database_uri)))
 
     def create_key(self, scopes="read,write", **kwargs) -> str:
         return self.keystore.create(f"test-{uuid.uuid4().hex[:6]}", scopes=scopes, **kwargs)[1]
@@ -127,7 +127,19 @@ def uvicorn_postgres(tmp_path_factory, postgres_backend, gunicorn_postgres):
     running.server.stop()
 
 
-SERVERS = ["uvicorn_sqlite", "gunicorn_postgres", "uvicorn_postgres"]
+@pytest.fixture(scope="session")
+def hokusai_scheme(tmp_path_factory, make_postgres_database):
+    """MLflow on the hokusai+postgresql:// store plugin, schema made by
+    `hokusai db upgrade`, keys in the same database (no HOKUSAI_DATABASE_URI)."""
+    backend = "hokusai+" + make_postgres_database()
+    subprocess.run([str(BIN / "hokusai"), "db", "upgrade", "--database-uri", backend],
+                   check=True, capture_output=True)
+    running = _start(tmp_path_factory, "hokusai-scheme", backend, server="uvicorn")
+    yield running
+    running.server.stop()
+
+
+SERVERS = ["uvicorn_sqlite", "gunicorn_postgres", "uvicorn_postgres", "hokusai_scheme"]
 SERVER_KINDS = ["uvicorn_sqlite", "gunicorn_postgres"]
 
 

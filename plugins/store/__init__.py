@@ -1,1 +1,41 @@
-"""Tracking and registry stores (``hokusai+<db>://`` schemes): not built yet, see issue 5."""
+"""Tracking and registry stores for ``hokusai+sqlite://``, ``hokusai+postgresql://``
+and ``hokusai+mysql://`` (the ``mlflow.tracking_store`` and
+``mlflow.model_registry_store`` entry points).
+
+This module stays import-light: MLflow loads entry points while
+``mlflow.tracking`` is still initialising, and importing its SQLAlchemy stores
+here would be a circular import (the scheme would then silently be missing).
+The builders import them when called.
+"""
+
+from __future__ import annotations
+
+import os
+
+READ_REPLICA_ENV = "_MLFLOW_SERVER_READ_REPLICA_BACKEND_STORE"
+
+
+def _read_replica():
+    from mlflow_hokusai.db.engine import to_sqlalchemy_url
+
+    uri = os.environ.get(READ_REPLICA_ENV)
+    return to_sqlalchemy_url(uri) if uri else None
+
+
+def tracking_store(store_uri: str, artifact_uri: str | None = None):
+    from mlflow.store.tracking import DEFAULT_LOCAL_FILE_AND_ARTIFACT_PATH
+
+    from mlflow_hokusai.db.engine import to_sqlalchemy_url
+    from mlflow_hokusai.plugins.store.tracking import tracking_store_class
+
+    # A client using the scheme directly passes no artifact root, as for MLflow's own.
+    return tracking_store_class()(to_sqlalchemy_url(store_uri),
+                                  artifact_uri or DEFAULT_LOCAL_FILE_AND_ARTIFACT_PATH,
+                                  read_db_uri=_read_replica())
+
+
+def registry_store(store_uri: str, tracking_uri: str | None = None):
+    from mlflow_hokusai.db.engine import to_sqlalchemy_url
+    from mlflow_hokusai.plugins.store.registry import registry_store_class
+
+    return registry_store_class()(to_sqlalchemy_url(store_uri), read_db_uri=_read_replica())
