@@ -18,8 +18,7 @@ from pathlib import Path
 
 import redis
 
-from benchmarks.common import (drive, interleaved, parse_args, prepare_run, print_table,
-                               request_mix)
+from benchmarks.common import measure_all, parse_args, prepare_run, print_table, request_mix
 from tests.databases import postgres_databases
 from tests.servers import BIN, MlflowServer
 
@@ -50,13 +49,7 @@ def main():
                 servers[name] = (server.start(), headers)
             mixes = {name: request_mix(server, headers, *prepare_run(server, headers))
                      for name, (server, headers) in servers.items()}
-            for mix in mixes.values():
-                drive(mix, seconds=2, concurrency=args.concurrency)  # warm-up
-
-            def measure(name):
-                return drive(mixes[name], seconds=args.seconds, concurrency=args.concurrency)[0]
-
-            figures = interleaved(measure, list(MODES), args.rounds)
+            figures, errors = measure_all(mixes, args)
         finally:
             for server, _ in servers.values():
                 server.stop()
@@ -65,7 +58,7 @@ def main():
                 client.delete(key)
     print_table(f"Rate limiting on the request mix, uvicorn {args.workers} workers, PostgreSQL, "
                 f"{args.concurrency} clients, median of {args.rounds} x {args.seconds:.0f} s",
-                figures, "limits off")
+                figures, "limits off", errors)
 
 
 if __name__ == "__main__":

@@ -62,12 +62,30 @@ def interleaved(measure, names: list[str], rounds: int) -> dict[str, float]:
     return {name: statistics.median(values) for name, values in results.items()}
 
 
-def print_table(title: str, figures: dict[str, float], baseline: str, unit: str = "req/s"):
+def measure_all(mixes: dict, args) -> tuple[dict[str, float], dict[str, int]]:
+    """Warm every side up, then interleaved rounds; (median req/s, errors of the
+    last round) per side. Errors mean the figure is not comparable."""
+    for mix in mixes.values():
+        drive(mix, seconds=2, concurrency=args.concurrency)
+    errors: dict[str, int] = {}
+
+    def measure(name):
+        rate, errors[name] = drive(mixes[name], seconds=args.seconds,
+                                   concurrency=args.concurrency)
+        return rate
+
+    return interleaved(measure, list(mixes), args.rounds), errors
+
+
+def print_table(title: str, figures: dict[str, float], baseline: str, errors=None,
+                unit: str = "req/s"):
     print(f"\n{title}")
     width = max(len(name) for name in figures)
     for name, value in figures.items():
         ratio = value / figures[baseline] if figures[baseline] else float("nan")
         print(f"  {name.ljust(width)}  {value:9.1f} {unit}   ratio vs {baseline}: {ratio:.3f}")
+    if errors and any(errors.values()):
+        print(f"  ERRORS in the last round (figures not comparable): {errors}")
 
 
 def prepare_run(server, headers: dict) -> tuple[str, str]:

@@ -11,7 +11,7 @@ import anyio
 from mlflow_hokusai import signals
 from mlflow_hokusai.errors import HokusaiError, render
 from mlflow_hokusai.pipeline import (LookupNeeded, Pipeline, RequestContext, RequestInfo,
-                                     current_context)
+                                     current_context, without_query_key)
 
 
 def _encode(headers) -> list[tuple[bytes, bytes]]:
@@ -27,6 +27,8 @@ class AsgiAdapter:
         if scope["type"] not in ("http", "websocket"):
             return await self.app(scope, receive, send)
         context = RequestContext(RequestInfo.from_asgi(scope))
+        if "api_key" in context.request.query_string:
+            scope["query_string"] = without_query_key(context.request.query_string).encode()
         started = time.perf_counter()
         status = 500
         try:

@@ -13,12 +13,30 @@ import bisect
 import contextvars
 import dataclasses
 from typing import Callable
+from urllib.parse import parse_qsl, urlencode
 
 from mlflow_hokusai.errors import HokusaiError
 
 
 class LookupNeeded(Exception):
     """The step needs blocking I/O; rerun the pipeline with ``allow_io=True``."""
+
+
+def route_path(path: str, root_path: str = "") -> str:
+    """The path as the routers will match it, so that no step judges one path
+    while MLflow routes another: without the ASGI root path (as Starlette strips
+    it), and with leading slashes collapsed (Werkzeug routes "//api/keys" as
+    "/api/keys" without a redirect)."""
+    if root_path and (path == root_path or path.startswith(root_path.rstrip("/") + "/")):
+        path = path[len(root_path.rstrip("/")):]
+    return "/" + path.lstrip("/")
+
+
+def without_query_key(query_string: str) -> str:
+    """The query string minus ``api_key``: MLflow never needs it, and uvicorn's
+    access log would print it."""
+    return urlencode([(k, v) for k, v in parse_qsl(query_string, keep_blank_values=True)
+                      if k != "api_key"])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,7 +53,8 @@ class RequestInfo:
     def from_asgi(cls, scope) -> "RequestInfo":
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         client = scope.get("client")
-        return cls(scope.get("method", "GET").upper(), scope["path"], headers,
+        return cls(scope.get("method", "GET").upper(),
+                   route_path(scope["path"], scope.get("root_path", "")), headers,
                    scope.get("query_string", b"").decode("latin-1"), client[0] if client else None)
 
     @classmethod
@@ -48,7 +67,7 @@ class RequestInfo:
         # PEP 3333 hands PATH_INFO over as latin-1 decoded bytes; re-read as UTF-8
         # so the steps and Flask's router see the same path.
         path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", "replace")
-        return cls(environ["REQUEST_METHOD"].upper(), path, headers,
+        return cls(environ["REQUEST_METHOD"].upper(), route_path(path), headers,
                    environ.get("QUERY_STRING", ""), environ.get("REMOTE_ADDR"))
 
 

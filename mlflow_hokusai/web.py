@@ -20,7 +20,7 @@ def json_object(*, allowed: set[str], required: set[str] = frozenset()) -> dict:
     raw = flask.request.get_data(cache=True)
     try:
         body = json.loads(raw) if raw.strip() else {}
-    except ValueError:
+    except (ValueError, RecursionError):
         raise BadRequest("The request body is not valid JSON") from None
     if not isinstance(body, dict):
         raise BadRequest("The request body must be a JSON object")

@@ -10,7 +10,8 @@ from werkzeug.wsgi import ClosingIterator
 
 from mlflow_hokusai import signals
 from mlflow_hokusai.errors import HokusaiError, render
-from mlflow_hokusai.pipeline import Pipeline, RequestContext, RequestInfo, current_context
+from mlflow_hokusai.pipeline import (Pipeline, RequestContext, RequestInfo, current_context,
+                                     without_query_key)
 
 
 class WsgiAdapter:
@@ -20,6 +21,8 @@ class WsgiAdapter:
 
     def __call__(self, environ, start_response):
         context = RequestContext(RequestInfo.from_wsgi(environ))
+        if "api_key" in context.request.query_string:
+            environ["QUERY_STRING"] = without_query_key(context.request.query_string)
         started = time.perf_counter()
         status = [500]
 

@@ -101,6 +101,16 @@ def test_jwt_bearer_tokens(request, server_name, algorithm):
         assert_refused(search(server, {"Authorization": f"Bearer {bad}"}))
 
 
+def test_jwt_with_a_key_of_the_wrong_type_is_refused_not_an_error(uvicorn_sqlite):
+    # The server holds an RSA public key; an ES256 token makes PyJWT raise
+    # InvalidKeyError, which must still be a 401.
+    assert_refused(search(uvicorn_sqlite, {"Authorization": f"Bearer {_jwt('ES256')}"}))
+
+
+def test_undecodable_basic_credentials_are_refused_not_an_error(each_server_kind):
+    assert_refused(search(each_server_kind, {"Authorization": "Basic \xe9\xe9"}))
+
+
 def test_missing_credentials(each_server_kind):
     assert_refused(search(each_server_kind), detail="API key required")
 
@@ -197,6 +207,8 @@ def test_principal_reaches_fastapi_routes(uvicorn_sqlite):
 def test_keys_never_appear_in_server_logs(each_server_kind):
     key = each_server_kind.create_key("read")
     search(each_server_kind, {"X-API-Key": key})
+    # The access log prints the query string: the key is taken out of it first.
+    assert search(each_server_kind, params={"api_key": key, "x": "1"}).status_code == 200
     requests.get(each_server_kind.url + "/api/keys", headers={"X-API-Key": key}, timeout=30)
     log = each_server_kind.server.log_path.read_text(errors="replace")
     assert key not in log and each_server_kind.admin_key not in log

@@ -1,5 +1,6 @@
 """Key management: the REST API, the Python client entry point and the CLI."""
 
+import concurrent.futures
 import json
 import subprocess
 import time
@@ -74,6 +75,33 @@ def test_rest_invalid_json_and_unknown_ids(gunicorn_postgres):
                               headers=headers, timeout=30)
     assert missing.status_code == 404 and missing.json()["error_code"] == \
         "RESOURCE_DOES_NOT_EXIST"
+
+
+def test_bad_inputs_on_postgres_are_4xx_not_errors(gunicorn_postgres):
+    headers = admin_headers(gunicorn_postgres)
+    url = gunicorn_postgres.url + "/api/keys"
+    nul = requests.post(url, json={"name": "a\x00b"}, headers=headers, timeout=30)
+    assert nul.status_code == 400 and "control characters" in nul.json()["detail"]
+    deep = requests.post(url, data="[" * 100000 + "]" * 100000, headers={
+        **headers, "Content-Type": "application/json"}, timeout=30)
+    assert deep.status_code == 400
+    assert requests.delete(url + "/%00", headers=headers, timeout=30).status_code == 404
+    assert requests.post(url + "/abc%00/rotate", json={}, headers=headers,
+                         timeout=30).status_code == 404
+
+
+def test_a_key_is_rotated_once_even_when_rotations_race(each_server_kind):
+    key = each_server_kind.create_key("read")
+    key_id = [k for k in each_server_kind.keystore.list() if key.startswith(k.prefix)][-1].id
+    url = f"{each_server_kind.url}/api/keys/{key_id}/rotate"
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        codes = sorted(pool.map(lambda _: requests.post(
+            url, json={"grace_period_hours": 1}, headers=admin_headers(each_server_kind),
+            timeout=30).status_code, range(4)))
+    assert codes == [201, 409, 409, 409]
+    successors = [k for k in each_server_kind.keystore.list() if k.rotated_from == key_id]
+    assert len(successors) == 1
+    assert each_server_kind.keystore.get(key_id).rotated_to == successors[0].id
 
 
 def test_rotation_with_grace_period(each_server_kind):

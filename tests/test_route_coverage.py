@@ -80,6 +80,32 @@ def test_near_misses_of_the_allow_list_are_refused(each_server_kind, method, pat
     assert session.send(request, timeout=30).status_code == 401
 
 
+@pytest.mark.parametrize("method,path", [
+    ("POST", "//api/keys"), ("GET", "//api/keys"), ("GET", "///api/keys"),
+    ("POST", "//api/2.0/mlflow/experiments/create"),
+])
+def test_leading_slashes_do_not_skip_scope_rules(each_server_kind, method, path):
+    # Werkzeug routes "//api/keys" as "/api/keys": the gate must judge it so.
+    reader = each_server_kind.create_key("read")
+    request = requests.Request(method, each_server_kind.url + path, json={"name": "x",
+                               "scopes": ["admin"]}, headers={"X-API-Key": reader}).prepare()
+    request.url = each_server_kind.url + path
+    response = requests.Session().send(request, timeout=30)
+    assert response.status_code == 403, response.text
+    writer = each_server_kind.create_key("read,write")
+    request.headers["X-API-Key"] = writer
+    response = requests.Session().send(request, timeout=30)
+    assert path.endswith("experiments/create") or response.status_code == 403, response.text
+
+
+def test_encoded_slash_prefix_is_judged_as_routed(uvicorn_sqlite):
+    # uvicorn decodes "/%2Fapi/keys" to "//api/keys".
+    response = requests.get(uvicorn_sqlite.url + "/%2Fapi/keys",
+                            headers={"X-API-Key": uvicorn_sqlite.create_key("read,write")},
+                            timeout=30)
+    assert response.status_code in (403, 404), response.text
+
+
 def test_cors_preflight_is_public(each_server_kind):
     response = requests.options(each_server_kind.url + "/api/2.0/mlflow/experiments/search",
                                 headers={"Origin": "http://localhost:3000",

@@ -134,6 +134,13 @@ def test_circuit_breaker_state_machine():
                            ("open", "half_open"), ("half_open", "closed")]
         breaker.record_failure(), breaker.record_failure(), breaker.record_failure()
         assert breaker.reset() == "open" and breaker.state == "closed"
+        # A probe refused before reaching the backend frees the slot at once.
+        breaker.record_failure(), breaker.record_failure(), breaker.record_failure()
+        clock.now += 10
+        assert breaker.allow() and not breaker.allow()
+        breaker.release_probe()
+        assert breaker.allow()
+        breaker.reset()
         # Past the recovery timeout, successes alone (health checks) close it.
         breaker.record_failure(), breaker.record_failure(), breaker.record_failure()
         clock.now += 10
@@ -185,3 +192,27 @@ def test_rate_limit_policy_from_settings():
                          ({"HOKUSAI_ROUTE_LIMITS": "lineage=lots"}, "not a limit")]:
         with pytest.raises(ConfigurationError, match=message):
             Policy(Settings.from_env(env))
+
+
+def test_paths_are_judged_as_the_routers_route_them(monkeypatch):
+    from mlflow_hokusai.pipeline import RequestInfo, route_path
+
+    assert route_path("//api/keys") == "/api/keys"  # Werkzeug drops leading slashes
+    scope = {"type": "http", "method": "GET", "path": "/mlflow/api/keys", "root_path": "/mlflow",
+             "headers": [], "query_string": b""}
+    assert RequestInfo.from_asgi(scope).path == "/api/keys"  # as Starlette strips root_path
+    # Under --static-prefix MLflow's routes move, Hokusai's do not: the stronger scope wins.
+    monkeypatch.setenv("_MLFLOW_STATIC_PREFIX", "/api")
+    assert permissions.required_scope("GET", "/api/keys") == "admin"
+    assert permissions.required_scope("POST", "/api/api/keys") == "admin"
+    assert permissions.is_public("GET", "/api/static-files/app.js", {})
+    assert not permissions.is_public("GET", "/api/keys", {})
+
+
+def test_graphql_has_only_read_mutations():
+    # The permission table lets `read` keys POST /graphql because MLflow's
+    # "mutations" are searches. A real mutation in a future MLflow must fail here.
+    from mlflow.server.graphql.graphql_schema_extensions import schema
+
+    mutations = set(schema.graphql_schema.mutation_type.fields)
+    assert mutations <= {"mlflowSearchDatasets", "mlflowSearchRuns", "testMutation"}, mutations

@@ -23,4 +23,5 @@ api_keys = sa.Table(
     sa.Column("revoked_at", sa.BigInteger, nullable=True),
     sa.Column("rotated_from", sa.String(32), nullable=True),
     sa.Column("rate_limit", sa.String(64), nullable=True),
+    sa.Column("rotated_to", sa.String(32), nullable=True),
 )

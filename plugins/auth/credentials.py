@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import dataclasses
 from urllib.parse import parse_qsl
 
@@ -29,7 +28,7 @@ def _from_authorization(header: str) -> Credential | None:
     if scheme == "basic":
         try:
             decoded = base64.b64decode(value, validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # binascii.Error, UnicodeDecodeError, non-ASCII input
             return Credential("key", "", "basic")  # present but unreadable: malformed
         # The key is the password; the user name is free (MLflow sends its own).
         return Credential("key", decoded.partition(":")[2], "basic")

@@ -41,7 +41,9 @@ class JwtVerifier:
             raise AuthenticationFailed("expired") from None
         except jwt.DecodeError:
             raise AuthenticationFailed("malformed") from None
-        except jwt.InvalidTokenError:
+        except jwt.PyJWTError:
+            # Any other refusal, including a key of the wrong type for the
+            # token's algorithm (InvalidKeyError is not an InvalidTokenError).
             raise AuthenticationFailed("invalid") from None
         raw = claims.get("scope", claims.get("scopes", ""))
         names = raw.split() if isinstance(raw, str) else raw if isinstance(raw, list) else []

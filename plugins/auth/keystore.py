@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import math
+import re
 import secrets
 import time
 
@@ -20,6 +21,7 @@ from mlflow_hokusai.errors import BadRequest, Conflict, NotFound
 from mlflow_hokusai.plugins.auth import keys, scopes
 from mlflow_hokusai.settings import TIERS
 DEFAULT_SCOPES = (scopes.READ, scopes.WRITE)
+_KEY_ID = re.compile(r"[0-9a-f]{16}")
 MAX_EXPIRY_DAYS = 3650
 
 
@@ -48,6 +50,7 @@ class ApiKey:
     revoked_at: int | None
     rotated_from: str | None
     rate_limit: str | None
+    rotated_to: str | None
 
     @classmethod
     def from_row(cls, row) -> "ApiKey":
@@ -72,10 +75,20 @@ class ApiKey:
         return data
 
 
-def _name(value) -> str:
-    if not isinstance(value, str) or not value.strip() or len(value) > 255:
-        raise BadRequest("name must be a non-empty string of at most 255 characters")
+def _name(value, field: str = "name") -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > 255 or \
+            any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise BadRequest(f"{field} must be a non-empty string of at most 255 characters, "
+                         "without control characters")
     return value.strip()
+
+
+def _key_id(value: str) -> str:
+    # Ids are 16 hex digits; anything else cannot exist (and must not reach the
+    # database driver: a NUL byte is a driver error on PostgreSQL).
+    if not _KEY_ID.fullmatch(value):
+        raise NotFound(f"API key not found: {value[:40]!r}")
+    return value
 
 
 def _scopes(value) -> tuple[str, ...]:
@@ -126,13 +139,22 @@ class KeyStore:
         self.default_tier = default_tier
 
     def create(self, name, *, owner=None, scopes=DEFAULT_SCOPES, tier=None, rate_limit=None,
-               expires_in_days=None, rotated_from=None) -> tuple[ApiKey, str]:
+               expires_in_days=None) -> tuple[ApiKey, str]:
+        row, plaintext = self._new_row(name, owner=owner, scopes=scopes, tier=tier,
+                                       rate_limit=rate_limit, expires_in_days=expires_in_days)
+        with self.engine.begin() as conn:
+            conn.execute(api_keys.insert().values(**row))
+        return self.get(row["id"]), plaintext
+
+    def _new_row(self, name, *, owner, scopes, tier, rate_limit, expires_in_days,
+                 rotated_from=None) -> tuple[dict, str]:
+        """A validated row and the key's plaintext; nothing is written yet."""
         created = now_ms()
         name = _name(name)
         row = {
             "id": secrets.token_hex(8),
             "name": name,
-            "owner": _name(owner) if owner is not None else name,
+            "owner": _name(owner, "owner") if owner is not None else name,
             "scopes": ",".join(_scopes(scopes)),
             "tier": _tier(tier if tier is not None else self.default_tier),
             "rate_limit": _rate_limit(rate_limit),
@@ -143,13 +165,11 @@ class KeyStore:
         }
         plaintext = keys.generate(self.environment)
         row.update(prefix=keys.display_prefix(plaintext), key_hash=keys.hash_key(plaintext))
-        with self.engine.begin() as conn:
-            conn.execute(api_keys.insert().values(**row))
-        return self.get(row["id"]), plaintext
+        return row, plaintext
 
     def get(self, key_id: str) -> ApiKey:
         with self.engine.connect() as conn:
-            row = conn.execute(api_keys.select().where(api_keys.c.id == key_id)).first()
+            row = conn.execute(api_keys.select().where(api_keys.c.id == _key_id(key_id))).first()
         if row is None:
             raise NotFound(f"API key not found: {key_id}")
         return ApiKey.from_row(row)
@@ -172,34 +192,45 @@ class KeyStore:
         """Idempotent: revoking a revoked key changes nothing."""
         with self.engine.begin() as conn:
             conn.execute(api_keys.update()
-                         .where(api_keys.c.id == key_id, api_keys.c.revoked.is_(False))
+                         .where(api_keys.c.id == _key_id(key_id), api_keys.c.revoked.is_(False))
                          .values(revoked=True, revoked_at=now_ms()))
         return self.get(key_id)
 
     def rotate(self, key_id: str, *, grace_period_hours=0) -> tuple[ApiKey, str]:
-        """A new key with the same name, owner, scopes and tier; the old one keeps
-        working for the grace period, then expires (or is revoked at once)."""
+        """A new key with the same name, owner, scopes, tier and limit; the old one
+        keeps working for the grace period, then expires (or is revoked at once).
+        One transaction, and a key is rotated once: of two racing rotations, one
+        gets a Conflict."""
         if isinstance(grace_period_hours, bool) or not isinstance(grace_period_hours, (int, float)) \
                 or not math.isfinite(grace_period_hours) or not 0 <= grace_period_hours <= 24 * 90:
             raise BadRequest("grace_period_hours must be a number from 0 to 2160")
         old = self.get(key_id)
-        if old.state(now_ms()) != "active":
-            raise Conflict(f"API key {key_id} is {old.state(now_ms())} and cannot be rotated")
+        now = now_ms()
+        if old.state(now) != "active" or old.rotated_to:
+            state = "already rotated" if old.rotated_to else old.state(now)
+            raise Conflict(f"API key {key_id} is {state} and cannot be rotated")
         remaining_days = None
         if old.expires_at is not None:
-            remaining_days = max((old.expires_at - now_ms()) / 86_400_000, 1e-6)
-        new, plaintext = self.create(old.name, owner=old.owner, scopes=old.scopes, tier=old.tier,
-                                     rate_limit=old.rate_limit, expires_in_days=remaining_days,
-                                     rotated_from=old.id)
+            remaining_days = max((old.expires_at - now) / 86_400_000, 1e-6)
+        row, plaintext = self._new_row(old.name, owner=old.owner, scopes=old.scopes,
+                                       tier=old.tier, rate_limit=old.rate_limit,
+                                       expires_in_days=remaining_days, rotated_from=old.id)
+        retire = {"rotated_to": row["id"]}
         if grace_period_hours == 0:
-            self.revoke(old.id)
+            retire.update(revoked=True, revoked_at=now)
         else:
-            grace_end = now_ms() + int(grace_period_hours * 3_600_000)
+            grace_end = now + int(grace_period_hours * 3_600_000)
             if old.expires_at is None or grace_end < old.expires_at:
-                with self.engine.begin() as conn:
-                    conn.execute(api_keys.update().where(api_keys.c.id == old.id)
-                                 .values(expires_at=grace_end))
-        return new, plaintext
+                retire["expires_at"] = grace_end
+        with self.engine.begin() as conn:
+            claimed = conn.execute(api_keys.update()
+                                   .where(api_keys.c.id == old.id, api_keys.c.rotated_to.is_(None),
+                                          api_keys.c.revoked.is_(False))
+                                   .values(**retire)).rowcount
+            if claimed != 1:
+                raise Conflict(f"API key {key_id} was rotated or revoked meanwhile")
+            conn.execute(api_keys.insert().values(**row))
+        return self.get(row["id"]), plaintext
 
     def touch(self, key_id: str, at_ms: int, interval_ms: int) -> None:
         """Record use, at most once per interval whatever the number of workers:

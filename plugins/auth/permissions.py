@@ -11,7 +11,7 @@ import dataclasses
 import os
 import re
 
-from mlflow_hokusai.plugins.auth.scopes import ADMIN, READ, WRITE
+from mlflow_hokusai.plugins.auth.scopes import ADMIN, ALL, READ, WRITE
 
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -94,15 +94,23 @@ def is_public(method: str, path: str, headers: dict[str, str]) -> bool:
         return "access-control-request-method" in headers and "origin" in headers
     if method not in SAFE_METHODS:
         return False
-    path = normalize(path)
     if path in PUBLIC_PATHS:
         return True
-    return any(path.startswith(p) and _is_plain_file(path, p) for p in PUBLIC_FILE_PREFIXES)
+    # Only MLflow's UI moves under --static-prefix; Hokusai's routes do not.
+    ui_path = normalize(path)
+    return ui_path == "/" or any(ui_path.startswith(p) and _is_plain_file(ui_path, p)
+                                 for p in PUBLIC_FILE_PREFIXES)
 
 
-def required_scope(method: str, path: str) -> str:
-    path = normalize(path)
+def _rule_scope(method: str, path: str) -> str:
     for rule in RULES:
         if method in rule.methods and rule.pattern.fullmatch(path):
             return rule.scope
     return READ if method in SAFE_METHODS or method == "OPTIONS" else WRITE
+
+
+def required_scope(method: str, path: str) -> str:
+    """The stronger of the scopes the path needs as written and without the
+    static prefix: MLflow's routes move under the prefix, Hokusai's do not."""
+    needed = {_rule_scope(method, path), _rule_scope(method, normalize(path))}
+    return max(needed, key=ALL.index)

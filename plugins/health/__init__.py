@@ -52,7 +52,9 @@ def init_app(flask_app, hokusai) -> None:
     for path in PUBLIC_PATHS:
         permissions.add_public_path(path)
     permissions.add_rule({"POST"}, r"/health/mlflow/reset", ADMIN)
-    hokusai.pipeline.add(BreakerStep(hokusai.breaker, BREAKER_CONTROLS), order=-10)
+    breaker_step = BreakerStep(hokusai.breaker, BREAKER_CONTROLS)
+    hokusai.pipeline.add(breaker_step, order=-10)
+    hokusai.pipeline.on_refusal(breaker_step.on_refusal)
     _serve(flask_app, "/health", api.health)
     _serve(flask_app, "/version", api.version)
     _drop_fastapi_health()

@@ -104,6 +104,12 @@ class CircuitBreaker:
                 return True
             return False
 
+    def release_probe(self) -> None:
+        """The admitted probe was refused before reaching the backend (no
+        credentials, say): let the next request be the probe."""
+        with self._lock:
+            self._probe_admitted_at = None
+
     def retry_after(self) -> int:
         if self.state != OPEN or self.opened_at is None:
             return 1
@@ -155,8 +161,16 @@ class BreakerStep:
             return
         # A rerun of the same request must not use up a second half-open probe.
         if "breaker_admitted" not in context.notes:
-            context.notes["breaker_admitted"] = self.breaker.allow()
+            admitted = self.breaker.allow()
+            context.notes["breaker_admitted"] = admitted
+            context.notes["breaker_probe"] = admitted and self.breaker.state == HALF_OPEN
         if not context.notes["breaker_admitted"]:
             raise ServiceUnavailable(
                 "The backend store is unavailable (circuit breaker open); retry later",
                 retry_after=self.breaker.retry_after())
+
+    def on_refusal(self, context: RequestContext, error, allow_io: bool) -> None:
+        # Otherwise one anonymous request every few seconds would hold the only
+        # probe slot and keep everyone else on 503.
+        if context.notes.get("breaker_probe"):
+            self.breaker.release_probe()
