@@ -156,9 +156,18 @@ def memory_server(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("limits-memory")
     server = MlflowServer(workdir, f"sqlite:///{workdir}/mlflow.db", server="gunicorn",
                           workers=1, env={
-        **LIMITS, "HOKUSAI_AUTH_FAILURE_LIMIT": "3/minute"}).start()
+        **LIMITS, "HOKUSAI_AUTH_FAILURE_LIMIT": "3/minute",
+        "HOKUSAI_METRICS_REQUIRE_AUTH": "true"}).start()
     yield server, KeyStore(get_engine(f"sqlite:///{workdir}/mlflow.db"))
     server.stop()
+
+
+def test_metrics_behind_the_read_scope_when_configured(memory_server):
+    server, store = memory_server
+    assert requests.get(server.url + "/metrics", timeout=30).status_code == 401
+    response = requests.get(server.url + "/metrics", headers={"X-API-Key": store.create("m")[1]},
+                            timeout=30)
+    assert response.status_code == 200 and "hokusai_http_requests_total" in response.text
 
 
 def test_in_memory_limits_and_untrusted_forwarded_for(memory_server):

@@ -216,3 +216,29 @@ def test_graphql_has_only_read_mutations():
 
     mutations = set(schema.graphql_schema.mutation_type.fields)
     assert mutations <= {"mlflowSearchDatasets", "mlflowSearchRuns", "testMutation"}, mutations
+
+
+def test_jwt_audience_and_issuer_are_checked_when_configured():
+    import time
+
+    import jwt
+
+    from mlflow_hokusai.errors import AuthenticationFailed
+    from mlflow_hokusai.plugins.auth.jwt_tokens import JwtVerifier
+
+    secret = "s" * 32
+    verifier = JwtVerifier(Settings.from_env({"HOKUSAI_JWT_SECRET": secret,
+                                              "HOKUSAI_JWT_AUDIENCE": "hokusai",
+                                              "HOKUSAI_JWT_ISSUER": "https://idp.example"}))
+
+    def token(**claims):
+        return jwt.encode({"sub": "ci", "scope": "read write", "exp": int(time.time()) + 60,
+                           "aud": "hokusai", "iss": "https://idp.example", **claims}, secret,
+                          algorithm="HS256")
+
+    assert verifier.verify(token())["scopes"] == {"read", "write"}
+    for bad in (token(iss="https://evil.example"), token(aud="other"),
+                jwt.encode({"sub": "ci", "aud": "hokusai", "iss": "https://idp.example"}, secret,
+                           algorithm="HS256")):  # no exp
+        with pytest.raises(AuthenticationFailed):
+            verifier.verify(bad)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import hmac
 import math
 import re
 import secrets
@@ -186,7 +187,11 @@ class KeyStore:
     def find_by_hash(self, key_hash: str) -> ApiKey | None:
         with self.engine.connect() as conn:
             row = conn.execute(api_keys.select().where(api_keys.c.key_hash == key_hash)).first()
-        return None if row is None else ApiKey.from_row(row)
+        # The index finds the row; the match itself is decided in constant time
+        # (and exactly, whatever the database collation's idea of equality).
+        if row is None or not hmac.compare_digest(row.key_hash, key_hash):
+            return None
+        return ApiKey.from_row(row)
 
     def revoke(self, key_id: str) -> ApiKey:
         """Idempotent: revoking a revoked key changes nothing."""
