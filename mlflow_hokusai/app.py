@@ -1,9 +1,10 @@
 """The ``mlflow.app`` entry point: ``mlflow server --app-name hokusai``.
 
 ``Hokusai`` is the extension object (flask-login style ``init_app``): it owns the
-settings, the database and the gate, and installs the built-in plugins. The
-factory then puts the gate outermost: around the FastAPI app under uvicorn
-(which must get an ASGI app back), around Flask's ``wsgi_app`` otherwise.
+settings, the database and the request pipeline, and installs the built-in
+plugins, which add their steps, routes and signal receivers. The factory then
+puts the pipeline outermost: around the FastAPI app under uvicorn (which must
+get an ASGI app back), around Flask's ``wsgi_app`` otherwise.
 """
 
 from __future__ import annotations
@@ -54,6 +55,10 @@ class Hokusai:
         # "healthy", "degraded", "unhealthy" or "disabled" (plugins add theirs).
         self.services: dict[str, Callable[[], str]] = {}
         self.fastapi_app = None  # set under uvicorn, for route-aware plugins
+        # Set by the plugins that own them, read by others (metrics, health).
+        self.breaker = None  # plugins.health: CircuitBreaker
+        self.health_checks: list = []  # plugins.health (and ratelimit adds Redis)
+        self.limiter = None  # plugins.ratelimit: Limiter, unless limits are off
 
     def init_app(self, flask_app) -> None:
         from mlflow_hokusai.web import error_response
