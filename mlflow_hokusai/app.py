@@ -31,6 +31,7 @@ BUILTIN_PLUGINS = (
 )
 
 _logger = logging.getLogger("mlflow_hokusai")
+READY_MESSAGE = "Hokusai serving"  # logged once per worker when its app is built
 
 
 def configure_logging(level: str) -> None:
@@ -88,7 +89,10 @@ def create_app():
         from mlflow.server.fastapi_app import create_fastapi_app
 
         hokusai.fastapi_app = create_fastapi_app(flask_app)
-        return AsgiAdapter(hokusai.fastapi_app, hokusai.pipeline)
-    if not isinstance(flask_app.wsgi_app, WsgiAdapter):
-        flask_app.wsgi_app = WsgiAdapter(flask_app.wsgi_app, hokusai.pipeline)
-    return flask_app
+        app = AsgiAdapter(hokusai.fastapi_app, hokusai.pipeline)
+    else:
+        if not isinstance(flask_app.wsgi_app, WsgiAdapter):
+            flask_app.wsgi_app = WsgiAdapter(flask_app.wsgi_app, hokusai.pipeline)
+        app = flask_app
+    _logger.info("%s: worker %d ready", READY_MESSAGE, os.getpid())
+    return app

@@ -4,14 +4,11 @@ FastAPI-native routes (artifacts, OTLP, jobs, gateway, MCP...) that a Flask
 
 from __future__ import annotations
 
-import time
-
 import anyio
 
-from mlflow_hokusai import signals
 from mlflow_hokusai.errors import HokusaiError, render
-from mlflow_hokusai.pipeline import (LookupNeeded, Pipeline, RequestContext, RequestInfo,
-                                     current_context, without_query_key)
+from mlflow_hokusai.pipeline import (Answered, LookupNeeded, Pipeline, RequestContext,
+                                     RequestInfo, current_context, without_query_key)
 
 
 def _encode(headers) -> list[tuple[bytes, bytes]]:
@@ -29,8 +26,7 @@ class AsgiAdapter:
         context = RequestContext(RequestInfo.from_asgi(scope))
         if "api_key" in context.request.query_string:
             scope["query_string"] = without_query_key(context.request.query_string).encode()
-        started = time.perf_counter()
-        status = 500
+        answered = Answered(self, context)
         try:
             try:
                 self.pipeline.run(context, allow_io=False)
@@ -38,11 +34,8 @@ class AsgiAdapter:
                 # Keep the event loop free while a step does blocking I/O.
                 await anyio.to_thread.run_sync(self.pipeline.run, context)
         except HokusaiError as error:
-            status = error.status
-            await _refuse(scope, send, error, context.response_headers)
-            signals.request_finished.send(self, context=context, status=status,
-                                          seconds=time.perf_counter() - started)
-            return
+            answered(error.status)
+            return await _refuse(scope, send, error, context.response_headers)
 
         principal = context.principal
         if principal is not None:
@@ -52,9 +45,8 @@ class AsgiAdapter:
         extra = _encode(context.response_headers)
 
         async def send_with_headers(message):
-            nonlocal status
             if message["type"] == "http.response.start":
-                status = message["status"]
+                answered(message["status"])
                 if extra:
                     message = {**message, "headers": list(message.get("headers", [])) + extra}
             await send(message)
@@ -64,8 +56,7 @@ class AsgiAdapter:
             await self.app(scope, receive, send_with_headers)
         finally:
             current_context.reset(token)
-            signals.request_finished.send(self, context=context, status=status,
-                                          seconds=time.perf_counter() - started)
+            answered(500)  # no-op unless the app failed before answering
 
 
 async def _refuse(scope, send, error: HokusaiError, extra_headers) -> None:

@@ -12,9 +12,11 @@ from __future__ import annotations
 import bisect
 import contextvars
 import dataclasses
+import time
 from typing import Callable
 from urllib.parse import parse_qsl, urlencode
 
+from mlflow_hokusai import signals
 from mlflow_hokusai.errors import HokusaiError
 
 
@@ -91,6 +93,25 @@ current_context: contextvars.ContextVar[RequestContext | None] = \
 def current_principal():
     context = current_context.get()
     return context.principal if context else None
+
+
+class Answered:
+    """Sends ``signals.request_finished`` once, when the response starts: the
+    status is known and nothing has reached the client yet, so whoever reads
+    metrics after a response sees that response counted. ``seconds`` is the
+    time to the response's start."""
+
+    def __init__(self, sender, context: RequestContext):
+        self.sender = sender
+        self.context = context
+        self.started = time.perf_counter()
+        self.done = False
+
+    def __call__(self, status: int) -> None:
+        if not self.done:
+            self.done = True
+            signals.request_finished.send(self.sender, context=self.context, status=status,
+                                          seconds=time.perf_counter() - self.started)
 
 
 Step = Callable[[RequestContext, bool], None]

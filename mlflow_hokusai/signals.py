@@ -18,5 +18,6 @@ breaker_changed = _signals.signal("breaker-changed")
 rate_limited = _signals.signal("rate-limited")
 #: The rate-limit storage (Redis) failed; the request passed (fail-open) or got 503.
 rate_limit_storage_failed = _signals.signal("rate-limit-storage-failed")
-#: ``context``, ``status``, ``seconds``: after every HTTP request, answered or refused.
+#: ``context``, ``status``, ``seconds``: once per HTTP request, answered or refused,
+#: when the response starts (``seconds`` is the time to the response's start).
 request_finished = _signals.signal("request-finished")

@@ -69,8 +69,9 @@ class MlflowServer:
                 status = requests.get(self.url + "/version", timeout=2).status_code
             except requests.RequestException:
                 status = None
-            # Any answer means a worker is serving (basic-auth guards /version).
-            if status in (200, 401):
+            # Any answer means a worker is serving (basic-auth guards /version);
+            # then wait for the others, so tests that need every worker get them.
+            if status in (200, 401) and self._workers_ready():
                 return self
             if status is not None and status >= 500:
                 self.stop()
@@ -78,6 +79,14 @@ class MlflowServer:
             time.sleep(0.3)
         self.stop()
         raise RuntimeError(f"server did not start in {timeout}s:\n{self.log_tail()}")
+
+    def _workers_ready(self) -> bool:
+        if self.workers == 1:
+            return True
+        from mlflow_hokusai.app import READY_MESSAGE
+
+        marker = READY_MESSAGE if self.app_name == "hokusai" else "Application startup complete"
+        return self.log_path.read_text(errors="replace").count(marker) >= self.workers
 
     def log_tail(self, lines: int = 60) -> str:
         try:
