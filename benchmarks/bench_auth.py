@@ -17,7 +17,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from benchmarks.common import measure_all, parse_args, prepare_run, print_table, request_mix
+from benchmarks.common import measure_all, parse_args, print_table
 from tests.databases import postgres_databases
 from tests.servers import BIN, MlflowServer
 
@@ -65,9 +65,7 @@ def main():
         servers: dict[str, tuple[MlflowServer, dict]] = {}
         try:
             start_servers(make_db, Path(tmp), args.workers, servers)
-            mixes = {name: request_mix(server, headers, *prepare_run(server, headers))
-                     for name, (server, headers) in servers.items()}
-            figures, errors = measure_all(mixes, args)
+            figures, errors = measure_all(servers, args)
         finally:
             for server, _ in servers.values():
                 server.stop()

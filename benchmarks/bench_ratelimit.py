@@ -18,7 +18,7 @@ from pathlib import Path
 
 import redis
 
-from benchmarks.common import measure_all, parse_args, prepare_run, print_table, request_mix
+from benchmarks.common import measure_all, parse_args, print_table
 from tests.databases import postgres_databases
 from tests.servers import BIN, MlflowServer
 
@@ -47,9 +47,7 @@ def main():
                                       workers=args.workers,
                                       env={**env, "HOKUSAI_RATE_LIMIT_KEY_PREFIX": prefix})
                 servers[name] = (server.start(), headers)
-            mixes = {name: request_mix(server, headers, *prepare_run(server, headers))
-                     for name, (server, headers) in servers.items()}
-            figures, errors = measure_all(mixes, args)
+            figures, errors = measure_all(servers, args)
         finally:
             for server, _ in servers.values():
                 server.stop()

@@ -62,9 +62,12 @@ def interleaved(measure, names: list[str], rounds: int) -> dict[str, float]:
     return {name: statistics.median(values) for name, values in results.items()}
 
 
-def measure_all(mixes: dict, args) -> tuple[dict[str, float], dict[str, int]]:
-    """Warm every side up, then interleaved rounds; (median req/s, errors of the
-    last round) per side. Errors mean the figure is not comparable."""
+def measure_all(servers: dict, args) -> tuple[dict[str, float], dict[str, int]]:
+    """The request mix against each ``name: (server, headers)``: warm-up, then
+    interleaved rounds; (median req/s, errors of the last round) per side.
+    Errors mean the figure is not comparable."""
+    mixes = {name: request_mix(server, headers, *prepare_run(server, headers))
+             for name, (server, headers) in servers.items()}
     for mix in mixes.values():
         drive(mix, seconds=2, concurrency=args.concurrency)
     errors: dict[str, int] = {}
