@@ -13,7 +13,6 @@ from mlflow_hokusai.pipeline import RequestInfo
 class Credential:
     kind: str  # "key" or "bearer" (a key or a JWT: decided by its shape)
     value: str
-    source: str  # which carrier it came from, for logs
 
 
 def _from_authorization(header: str) -> Credential | None:
@@ -22,16 +21,16 @@ def _from_authorization(header: str) -> Credential | None:
     if not value:
         return None
     if scheme == "bearer":
-        return Credential("bearer", value, "bearer")
+        return Credential("bearer", value)
     if scheme == "apikey":
-        return Credential("key", value, "apikey")
+        return Credential("key", value)
     if scheme == "basic":
         try:
             decoded = base64.b64decode(value, validate=True).decode("utf-8")
         except ValueError:  # binascii.Error, UnicodeDecodeError, non-ASCII input
-            return Credential("key", "", "basic")  # present but unreadable: malformed
+            return Credential("key", "")  # present but unreadable: malformed
         # The key is the password; the user name is free (MLflow sends its own).
-        return Credential("key", decoded.partition(":")[2], "basic")
+        return Credential("key", decoded.partition(":")[2])
     return None
 
 
@@ -44,9 +43,9 @@ def extract(request: RequestInfo, *, allow_query: bool) -> Credential | None:
             return credential
     api_key = request.headers.get("x-api-key", "").strip()
     if api_key:
-        return Credential("key", api_key, "x-api-key")
+        return Credential("key", api_key)
     if allow_query and "api_key" in request.query_string:
         for name, value in parse_qsl(request.query_string, keep_blank_values=True):
             if name == "api_key" and value:
-                return Credential("key", value, "query")
+                return Credential("key", value)
     return None

@@ -112,5 +112,8 @@ def _rule_scope(method: str, path: str) -> str:
 def required_scope(method: str, path: str) -> str:
     """The stronger of the scopes the path needs as written and without the
     static prefix: MLflow's routes move under the prefix, Hokusai's do not."""
-    needed = {_rule_scope(method, path), _rule_scope(method, normalize(path))}
-    return max(needed, key=ALL.index)
+    needed = _rule_scope(method, path)
+    unprefixed = normalize(path)
+    if unprefixed != path:  # only under --static-prefix: otherwise one walk suffices
+        needed = max(needed, _rule_scope(method, unprefixed), key=ALL.index)
+    return needed
