@@ -17,7 +17,8 @@ from typing import Callable
 from mlflow_hokusai.db import migrate
 from mlflow_hokusai.db.engine import get_engine, resolve_database_uri
 from mlflow_hokusai.errors import HokusaiError
-from mlflow_hokusai.pipeline import Pipeline
+from mlflow_hokusai.pipeline import Pipeline, tag_request
+from mlflow_hokusai.routes import RouteTemplates
 from mlflow_hokusai.plugins.auth.gate import Gate
 from mlflow_hokusai.plugins.auth.keystore import KeyStore
 from mlflow_hokusai.settings import Settings, get_settings
@@ -28,6 +29,8 @@ BUILTIN_PLUGINS = (
     "mlflow_hokusai.plugins.health",
     "mlflow_hokusai.plugins.ratelimit",
     "mlflow_hokusai.plugins.metrics",
+    "mlflow_hokusai.plugins.store",
+    "mlflow_hokusai.plugins.audit",
 )
 
 _logger = logging.getLogger("mlflow_hokusai")
@@ -52,6 +55,8 @@ class Hokusai:
                                  default_tier=self.settings.default_tier)
         self.gate = Gate(self.settings, self.keystore)
         self.pipeline = Pipeline()
+        self.pipeline.add(tag_request, order=-30)
+        self.routes: RouteTemplates | None = None  # which route a request hit (set by init_app)
         # Optional services shown by /health: name -> probe returning
         # "healthy", "degraded", "unhealthy" or "disabled" (plugins add theirs).
         self.services: dict[str, Callable[[], str]] = {}
@@ -60,12 +65,14 @@ class Hokusai:
         self.breaker = None  # plugins.health: CircuitBreaker
         self.health_checks: list = []  # plugins.health (and ratelimit adds Redis)
         self.limiter = None  # plugins.ratelimit: Limiter, unless limits are off
+        self.audit = None  # plugins.audit: AuditRecorder, unless auditing is off
 
     def init_app(self, flask_app) -> None:
         from mlflow_hokusai.web import error_response
 
         migrate.upgrade(self.engine)
         flask_app.extensions["hokusai"] = self
+        self.routes = RouteTemplates(flask_app, lambda: self.fastapi_app)
         flask_app.register_error_handler(HokusaiError, error_response)
         for name in BUILTIN_PLUGINS:
             importlib.import_module(name).init_app(flask_app, self)

@@ -73,6 +73,35 @@ def db_upgrade(database_uri):
     changed = migrate.upgrade(engine)
     click.echo(f"Hokusai schema {'upgraded to' if changed else 'already at'} "
                f"{migrate.head_revision()}")
+    if _holds_mlflow_registry(engine):
+        from mlflow_hokusai.plugins.store import backfill
+
+        backfill.prepare(engine)  # indexes an existing MLflow database once
+
+
+def _holds_mlflow_registry(engine) -> bool:
+    import sqlalchemy
+
+    return "model_versions" in sqlalchemy.inspect(engine).get_table_names()
+
+
+@db.command("reindex")
+@database_option
+def db_reindex(database_uri):
+    """Rebuild the registry index from MLflow's tables (after plain MLflow wrote to them)."""
+    engine = get_engine(resolve_database_uri(database_uri), get_settings().db_timeout_seconds)
+    migrate.upgrade(engine)
+    if not _holds_mlflow_registry(engine):
+        raise click.ClickException("No MLflow model registry tables in this database")
+    from sqlalchemy.orm import Session
+
+    from mlflow_hokusai.plugins.store import backfill
+    from mlflow_hokusai.plugins.store.index import RegistryIndex
+
+    with migrate.locked(engine), Session(engine) as session:
+        count = backfill.rebuild(session, RegistryIndex())
+        session.commit()
+    click.echo(f"Registry index rebuilt: {count} model versions")
 
 
 @main.group(cls=_Group)

@@ -77,6 +77,12 @@ class Conflict(HokusaiError):
     default_detail = "Conflict"
 
 
+class Unsupported(HokusaiError):
+    status = 501
+    error_code = "NOT_IMPLEMENTED"
+    default_detail = "Not supported by this server's configuration"
+
+
 class RateLimited(HokusaiError):
     status = 429
     error_code = "REQUEST_LIMIT_EXCEEDED"

@@ -12,7 +12,9 @@ from __future__ import annotations
 import bisect
 import contextvars
 import dataclasses
+import re
 import time
+import uuid
 from typing import Callable
 from urllib.parse import parse_qsl, urlencode
 
@@ -73,15 +75,34 @@ class RequestInfo:
                    environ.get("QUERY_STRING", ""), environ.get("REMOTE_ADDR"))
 
 
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+def _request_id(headers: dict[str, str]) -> str:
+    """The caller's ``X-Request-ID`` when it is a sane token (a proxy's id ties
+    its logs to ours), else a new one."""
+    given = headers.get("x-request-id", "")
+    return given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+
+
 @dataclasses.dataclass
 class RequestContext:
     request: RequestInfo
+    request_id: str = ""
     public: bool = False
     principal: object | None = None  # plugins.auth.gate.Principal
     # Added to the response, whatever answers it (MLflow or a refusal).
     response_headers: list[tuple[str, str]] = dataclasses.field(default_factory=list)
     # What a step decided on an earlier run of the same request (see LookupNeeded).
     notes: dict = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        self.request_id = self.request_id or _request_id(self.request.headers)
+
+
+def tag_request(context: RequestContext, allow_io: bool) -> None:
+    """A step (first of all): every answer, refusals included, names its request."""
+    context.response_headers.append(("X-Request-ID", context.request_id))
 
 
 # The context of the request being served; anyio copies it into the thread that

@@ -140,6 +140,12 @@ class Settings:
     health_check_timeout_seconds: float = setting(
         3.0, "Timeout of each health check (database, stores, artifact listing).",
         _positive_float)
+    audit_enabled: bool = setting(
+        True, "Record every write request (principal, key id, action, resources, status) in "
+        "the audit trail (`GET /api/audit`).", _bool)
+    audit_queue_size: int = setting(
+        10000, "Audit records a worker holds while the database is slow or down; beyond it "
+        "records are dropped and counted (`hokusai_audit_dropped_total`).", _positive_int)
     metrics_require_auth: bool = setting(
         False, "Put `GET /metrics` behind the `read` scope.", _bool)
     metrics_dir: str | None = setting(

@@ -21,3 +21,5 @@ rate_limit_storage_failed = _signals.signal("rate-limit-storage-failed")
 #: ``context``, ``status``, ``seconds``: once per HTTP request, answered or refused,
 #: when the response starts (``seconds`` is the time to the response's start).
 request_finished = _signals.signal("request-finished")
+#: ``count``: audit records a worker could not store (queue full or database down).
+audit_dropped = _signals.signal("audit-dropped")

@@ -65,6 +65,14 @@ def _migration_lock(connection):
         yield
 
 
+@contextlib.contextmanager
+def locked(engine: sqlalchemy.engine.Engine):
+    """Hold the migration lock, for one-off work that must not run twice at once
+    (rebuilding the registry index when several workers start together)."""
+    with engine.connect() as connection, _migration_lock(connection):
+        yield
+
+
 def upgrade(engine: sqlalchemy.engine.Engine) -> bool:
     """Bring the schema to head; returns True if anything was migrated."""
     head = head_revision()

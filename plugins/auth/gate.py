@@ -52,7 +52,9 @@ class Gate:
             return
         request = context.request
         try:
-            context.principal = self.check(request, allow_io=allow_io)
+            # Known before authorization, so that a refused write is audited as theirs.
+            context.principal = self.identify(request, allow_io=allow_io)
+            self.authorize(request, context.principal)
         except (AuthenticationFailed, PermissionDenied) as refusal:
             signals.auth_decided.send(self, outcome=refusal.reason)
             raise
@@ -61,17 +63,19 @@ class Gate:
             raise
         signals.auth_decided.send(self, outcome="ok")
 
-    def check(self, request, *, allow_io: bool = True) -> Principal:
+    def identify(self, request, *, allow_io: bool = True) -> Principal:
         credential = credentials.extract(request, allow_query=self.settings.allow_query_key)
         if credential is None:
             raise AuthenticationFailed("missing")
-        principal = self.authenticate(credential, allow_io=allow_io)
+        return self.authenticate(credential, allow_io=allow_io)
+
+    @staticmethod
+    def authorize(request, principal: Principal) -> None:
         needed = permissions.required_scope(request.method, request.path)
         if not scopes.grants(principal.scopes, needed):
             _logger.info("Refused %s %s to %s: lacks %s scope",
                          request.method, request.path, principal.label, needed)
             raise PermissionDenied(needed)
-        return principal
 
     def authenticate(self, credential: credentials.Credential, *, allow_io: bool) -> Principal:
         if credential.kind == "bearer" and not keys.looks_like_key(credential.value):

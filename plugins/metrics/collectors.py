@@ -7,7 +7,6 @@ from prometheus_client import Counter, Gauge, Histogram
 
 import mlflow_hokusai
 from mlflow_hokusai import signals
-from mlflow_hokusai.routes import RouteTemplates
 
 REQUESTS = Counter("hokusai_http_requests_total", "HTTP requests answered",
                    ["method", "route", "status"])
@@ -23,6 +22,8 @@ BREAKER_TRANSITIONS = Counter("hokusai_circuit_breaker_transitions_total",
                               "Circuit breaker state changes", ["from_state", "to_state"])
 RATE_LIMITED = Counter("hokusai_rate_limit_rejections_total", "Requests refused with 429",
                        ["reason"])
+AUDIT_DROPPED = Counter("hokusai_audit_dropped_total",
+                        "Audit records a worker could not store")
 RATE_LIMIT_STORAGE_ERRORS = Counter("hokusai_rate_limit_storage_errors_total",
                                     "Rate-limit storage (Redis) failures")
 BUILD_INFO = Gauge("hokusai_build_info", "Build information", ["version", "mlflow_version",
@@ -34,7 +35,7 @@ _receivers = []
 
 
 def subscribe(flask_app, hokusai) -> None:
-    templates = RouteTemplates(flask_app, lambda: hokusai.fastapi_app)
+    templates = hokusai.routes
 
     def on_request(sender, context, status, seconds):
         request = context.request
@@ -58,9 +59,13 @@ def subscribe(flask_app, hokusai) -> None:
     def on_storage_failed(sender):
         RATE_LIMIT_STORAGE_ERRORS.inc()
 
+    def on_audit_dropped(sender, count):
+        AUDIT_DROPPED.inc(count)
+
     for signal, receiver in ((signals.request_finished, on_request),
                              (signals.rate_limited, on_rate_limited),
                              (signals.rate_limit_storage_failed, on_storage_failed),
+                             (signals.audit_dropped, on_audit_dropped),
                              (signals.auth_decided, on_auth),
                              (signals.key_cache_used, on_cache),
                              (signals.breaker_changed, on_breaker)):

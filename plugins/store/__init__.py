@@ -39,3 +39,28 @@ def registry_store(store_uri: str, tracking_uri: str | None = None):
     from mlflow_hokusai.plugins.store.registry import registry_store_class
 
     return registry_store_class()(to_sqlalchemy_url(store_uri), read_db_uri=_read_replica())
+
+
+# The dialects the index upkeep speaks (its insert-or-ignore has no MSSQL form).
+PLAIN_SCHEMES = ("sqlite", "postgresql", "mysql")
+
+
+def init_app(flask_app, hokusai) -> None:
+    """Under ``mlflow server --app-name hokusai`` plain database URIs get the
+    Hokusai stores too, in the server process only: the server's own store
+    registries and the in-process client's (which server code such as model
+    registration from ``models:/`` URIs uses)."""
+    from mlflow.server import handlers
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    from mlflow_hokusai.plugins.store import api
+
+    for scheme in PLAIN_SCHEMES:
+        for registry in (handlers._tracking_store_registry,
+                         tracking_utils._tracking_store_registry):
+            registry.register(scheme, tracking_store)
+        for registry in (handlers._model_registry_store_registry,
+                         registry_utils._get_store_registry()):
+            registry.register(scheme, registry_store)
+    flask_app.register_blueprint(api.blueprint)

@@ -1,4 +1,6 @@
-"""The tracking store: MLflow's SQLAlchemy store, with Hokusai's rules on top."""
+"""The tracking store: MLflow's SQLAlchemy store, with Hokusai's rules on top:
+runs belong to who authenticated, and experiments and runs record their creator
+in the same transaction as MLflow's insert."""
 
 from __future__ import annotations
 
@@ -6,25 +8,47 @@ import functools
 
 from mlflow.entities import RunTag
 from mlflow.environment_variables import MLFLOW_ENABLE_WORKSPACES
+from mlflow.store.tracking.dbmodels.models import SqlExperiment, SqlRun
 from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 from mlflow.store.tracking.sqlalchemy_workspace_store import WorkspaceAwareSqlAlchemyStore
-
 from mlflow.utils.mlflow_tags import MLFLOW_USER
 
 from mlflow_hokusai.pipeline import current_principal
+from mlflow_hokusai.plugins.store import backfill, owners, transactions
+from mlflow_hokusai.plugins.store.owners import Owner
+
+
+def _record_created(kind: type, resource_type: str, id_attribute: str, owner: Owner):
+    def work(session, created):
+        for obj in created:
+            if isinstance(obj, kind):
+                owners.record(session, resource_type, getattr(obj, id_attribute), owner)
+    return transactions.upkeep(work)
 
 
 class HokusaiTrackingMixin:
+    hokusai_index = True  # what the Hokusai endpoints look for
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        backfill.prepare(self.engine)
+        transactions.install(self)
+
+    def create_experiment(self, name, artifact_location=None, tags=None):
+        with _record_created(SqlExperiment, "experiment", "experiment_id", Owner.current()):
+            return super().create_experiment(name, artifact_location, tags)
+
     def create_run(self, experiment_id, user_id, start_time, tags, run_name):
-        # Inside the server the run's user is who authenticated, not what the
-        # client claims (MLflow's client sends the local OS user, as user_id and
-        # as the mlflow.user tag the UI shows).
-        principal = current_principal()
-        if principal is not None:
-            user_id = principal.username
+        owner = Owner.current()
+        if current_principal() is not None:
+            # Inside the server the run's user is who authenticated, not what the
+            # client claims (MLflow's client sends the local OS user, as user_id
+            # and as the mlflow.user tag the UI shows).
+            user_id = owner.name
             tags = [tag for tag in tags or [] if tag.key != MLFLOW_USER] + \
                 [RunTag(MLFLOW_USER, user_id)]
-        return super().create_run(experiment_id, user_id, start_time, tags, run_name)
+        with _record_created(SqlRun, "run", "run_uuid", owner):
+            return super().create_run(experiment_id, user_id, start_time, tags, run_name)
 
 
 @functools.cache

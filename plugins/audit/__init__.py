@@ -1,0 +1,62 @@
+"""The audit trail: one record per write request through the server, whatever
+its outcome (refused for lack of scope, invalid, failed or done), with who made
+it, with which key, the action, the resources it touched, the status and the
+request id. Read back with ``GET /api/audit`` (``admin``).
+
+Requests without a valid credential (401) are not recorded: the gate's metrics
+count them, and anyone could fill the table with them. Rate-limited ones (429)
+are counted by metrics too, for the same reason.
+"""
+
+from __future__ import annotations
+
+import time
+
+import flask
+
+from mlflow_hokusai import signals
+from mlflow_hokusai.pipeline import current_context
+from mlflow_hokusai.plugins.audit import api, resources
+from mlflow_hokusai.plugins.audit.recorder import AuditRecorder
+from mlflow_hokusai.plugins.auth import permissions
+from mlflow_hokusai.plugins.auth.scopes import ADMIN, READ
+
+_UNRECORDED = {401, 429}
+_receivers = []  # blinker keeps weak references
+
+
+def _is_write(method: str, path: str) -> bool:
+    return method in permissions.WRITE_METHODS and \
+        permissions.required_scope(method, path) != READ
+
+
+def init_app(flask_app, hokusai) -> None:
+    permissions.add_rule({"GET", "HEAD"}, r"/api/audit", ADMIN)
+    flask_app.register_blueprint(api.blueprint)
+    if not hokusai.settings.audit_enabled:
+        return
+    recorder = AuditRecorder(hokusai.engine, hokusai.settings.audit_queue_size)
+
+    @flask_app.after_request
+    def note_resources(response):
+        context = current_context.get()
+        if context is not None and _is_write(context.request.method, context.request.path):
+            context.notes["audit_resources"] = resources.from_flask(flask.request, response)
+        return response
+
+    def on_request(sender, context, status, seconds):
+        request = context.request
+        principal = context.principal
+        if principal is None or status in _UNRECORDED or \
+                not _is_write(request.method, request.path):
+            return
+        recorder.record({
+            "time": int(time.time() * 1000), "request_id": context.request_id,
+            "principal": principal.username, "key_id": principal.key_id,
+            "action": f"{request.method} {hokusai.routes.template(request.method, request.path)}",
+            "path": request.path, "status": status,
+            **context.notes.get("audit_resources", {})})
+
+    signals.request_finished.connect(on_request)
+    _receivers.append(on_request)
+    hokusai.audit = recorder

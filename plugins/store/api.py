@@ -1,0 +1,54 @@
+"""``/api/owners/...``: who created an experiment, run, registered model or model
+version (``read`` scope, by the permission table's default for GET)."""
+
+from __future__ import annotations
+
+import flask
+
+from mlflow_hokusai.errors import NotFound, Unsupported
+from mlflow_hokusai.plugins.store import reader
+
+blueprint = flask.Blueprint("hokusai_owners", __name__, url_prefix="/api/owners")
+
+
+def _read(registry: bool, query):
+    """``query(session)`` on the store's own (read) session; errors are raised
+    outside it, since MLflow's session wrapper turns any exception into its own."""
+    from mlflow.server import handlers
+
+    store = handlers._get_model_registry_store() if registry else handlers._get_tracking_store()
+    if not getattr(store, "hokusai_index", False):
+        raise Unsupported("Owner records need a SQL backend store (Hokusai's store plugins)")
+    with store.ManagedSessionMaker() as session:
+        return query(session)
+
+
+def _answer(resource_type: str, resource_id: str, row) -> dict:
+    if row is None or (row["owner"] is None and row["owner_key_id"] is None):
+        raise NotFound(f"No owner recorded for {resource_type} {resource_id}")
+    return {"resource_type": resource_type, "resource_id": resource_id, "owner": row["owner"],
+            "key_id": row["owner_key_id"], "created_at": row["created_at"]}
+
+
+@blueprint.get("/experiments/<experiment_id>")
+def experiment_owner(experiment_id: str):
+    row = _read(False, lambda session: reader.owner(session, "experiment", experiment_id))
+    return _answer("experiment", experiment_id, row)
+
+
+@blueprint.get("/runs/<run_id>")
+def run_owner(run_id: str):
+    row = _read(False, lambda session: reader.owner(session, "run", run_id))
+    return _answer("run", run_id, row)
+
+
+@blueprint.get("/registered-models/<path:name>")
+def model_owner(name: str):
+    row = _read(True, lambda session: reader.model(session, name))
+    return _answer("registered_model", name, row)
+
+
+@blueprint.get("/model-versions/<path:name>/<int:version>")
+def version_owner(name: str, version: int):
+    row = _read(True, lambda session: reader.version(session, name, version))
+    return _answer("model_version", f"{name}/{version}", row)

@@ -1,0 +1,70 @@
+"""A contribution's numbers, derived when read from the indexed facts.
+
+The baseline of version v is the benchmark value of the latest earlier version
+of the same model that has one, else the token's registered baseline (the value
+of the version that bound it). Higher is better unless the version (else the
+model) is tagged ``benchmark_direction=lower``; improvement = value - baseline,
+sign flipped for lower-is-better. Deriving these on read costs one indexed
+lookup per version and can never go stale when an earlier version changes.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from mlflow_hokusai.db.schema import model_versions as V
+from mlflow_hokusai.db.schema import registered_models as M
+from mlflow_hokusai.db.schema import tokens as T
+from mlflow_hokusai.plugins.store.sql import first
+
+
+def improvement(value: float | None, baseline: float | None, direction: str | None):
+    if value is None or baseline is None:
+        return None
+    return baseline - value if direction == "lower" else value - baseline
+
+
+class Scorer:
+    """Scores rows of ``hokusai_model_versions`` during one read, remembering
+    each model's direction and token baseline."""
+
+    def __init__(self, session):
+        self.session = session
+        self._models: dict[str, tuple[str | None, float | None]] = {}
+
+    def _model(self, name: str) -> tuple[str | None, float | None]:
+        if name not in self._models:
+            row = first(self.session, sa.select(M.c.benchmark_direction, T.c.baseline_value)
+                        .select_from(M.outerjoin(T, T.c.model_name == M.c.name))
+                        .where(M.c.name == name))
+            self._models[name] = (row["benchmark_direction"], row["baseline_value"]) if row \
+                else (None, None)
+        return self._models[name]
+
+    def _earlier_value(self, name: str, version: int) -> float | None:
+        return self.session.execute(
+            sa.select(V.c.benchmark_value).where(
+                V.c.model_name == name, V.c.version < version, V.c.benchmark_value.is_not(None))
+            .order_by(V.c.version.desc()).limit(1)).scalar()
+
+    def _scored(self, row, earlier: float | None) -> dict:
+        direction, token_baseline = self._model(row["model_name"])
+        direction = row["benchmark_direction"] or direction or "higher"
+        baseline = token_baseline if earlier is None else earlier
+        return {**row, "direction": direction, "baseline_value": baseline,
+                "improvement": improvement(row["benchmark_value"], baseline, direction)}
+
+    def score(self, row) -> dict:
+        """One row with ``direction``, ``baseline_value`` and ``improvement``."""
+        return self._scored(row, self._earlier_value(row["model_name"], row["version"]))
+
+    def history(self, rows) -> list[dict]:
+        """Consecutive versions of one model, oldest first, scored in one pass."""
+        scored, earlier = [], None
+        for index, row in enumerate(rows):
+            if index == 0:
+                earlier = self._earlier_value(row["model_name"], row["version"])
+            scored.append(self._scored(row, earlier))
+            if row["benchmark_value"] is not None:
+                earlier = row["benchmark_value"]
+        return scored

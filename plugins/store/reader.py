@@ -1,0 +1,93 @@
+"""Queries over the registry index and owner records, for Hokusai's endpoints.
+
+Every query is an indexed lookup: by token key, contributor address, model name
+(and version), run id or owner resource id; nothing scans all models or versions.
+Rows come back scored (contributions.py): with direction, baseline and improvement.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from mlflow_hokusai.db.schema import model_versions as V
+from mlflow_hokusai.db.schema import owners as O
+from mlflow_hokusai.db.schema import registered_models as M
+from mlflow_hokusai.db.schema import tokens as T
+from mlflow_hokusai.plugins.store.contributions import Scorer
+from mlflow_hokusai.plugins.store.sql import first
+
+
+def token(session, token_id: str):
+    return first(session, sa.select(T).where(T.c.token_key == token_id.lower()))
+
+
+def model(session, name: str):
+    return first(session, sa.select(M).where(M.c.name == name))
+
+
+def version(session, name: str, number: int) -> dict | None:
+    row = first(session, sa.select(V).where(V.c.model_name == name, V.c.version == number))
+    return Scorer(session).score(row) if row else None
+
+
+def versions(session, name: str, *, offset: int = 0, limit: int | None = None) -> list[dict]:
+    """A model's live versions, oldest first, scored."""
+    query = sa.select(V).where(V.c.model_name == name).order_by(V.c.version).offset(offset)
+    rows = session.execute(query.limit(limit) if limit else query).mappings().all()
+    return Scorer(session).history(rows)
+
+
+def version_count(session, name: str) -> int:
+    return session.execute(sa.select(sa.func.count()).where(V.c.model_name == name)).scalar()
+
+
+def contributions(session, address: str) -> list[dict]:
+    """Versions credited to ``address`` (normalised), oldest contribution first."""
+    rows = session.execute(sa.select(V).where(V.c.contributor == address)
+                           .order_by(V.c.contributed_at, V.c.model_name, V.c.version)
+                           ).mappings().all()
+    scorer = Scorer(session)
+    return [scorer.score(row) for row in rows]
+
+
+def ancestors(session, name: str, number: int, limit: int = 100) -> list[dict]:
+    """The parent chain of a version, nearest first (unscored)."""
+    chain, parent = [], session.execute(sa.select(V.c.parent_version).where(
+        V.c.model_name == name, V.c.version == number)).scalar()
+    while parent is not None and len(chain) < limit:
+        row = first(session, sa.select(V).where(V.c.model_name == name, V.c.version == parent))
+        if row is None:
+            break
+        chain.append(dict(row))
+        parent = row["parent_version"]
+    return chain
+
+
+def owner(session, resource_type: str, resource_id: str):
+    return first(session, sa.select(O).where(O.c.resource_type == resource_type,
+                                             O.c.resource_id == resource_id))
+
+
+def run_lineage(tracking_session, run_id: str | None) -> dict | None:
+    """A source run's experiment and logged dataset inputs, from MLflow's own
+    tables by primary key and index (on the tracking store's session: the runs
+    may live in another database than the registry)."""
+    from mlflow.store.tracking.dbmodels.models import SqlDataset, SqlInput, SqlRun
+
+    if not run_id:
+        return None
+    experiment_id = tracking_session.execute(
+        sa.select(SqlRun.experiment_id).where(SqlRun.run_uuid == run_id)).scalar()
+    if experiment_id is None:
+        return None
+    datasets = tracking_session.execute(
+        sa.select(SqlDataset.name, SqlDataset.digest, SqlDataset.dataset_source_type,
+                  SqlDataset.dataset_source)
+        .join(SqlInput, SqlInput.source_id == SqlDataset.dataset_uuid)
+        .where(SqlInput.destination_type == "RUN", SqlInput.destination_id == run_id,
+               SqlInput.source_type == "DATASET")
+        .order_by(SqlDataset.name)).mappings().all()
+    return {"run_id": run_id, "experiment_id": str(experiment_id),
+            "datasets": [{"name": d["name"], "digest": d["digest"],
+                          "source_type": d["dataset_source_type"],
+                          "source": d["dataset_source"]} for d in datasets]}
