@@ -28,6 +28,7 @@ BUILTIN_PLUGINS = (
     "mlflow_hokusai.plugins.health",
     "mlflow_hokusai.plugins.ratelimit",
     "mlflow_hokusai.plugins.metrics",
+    "mlflow_hokusai.rest",  # /api/openapi.json, describing the RestBlueprints
 )
 
 _logger = logging.getLogger("mlflow_hokusai")
