@@ -31,6 +31,7 @@ BUILTIN_PLUGINS = (
     "mlflow_hokusai.plugins.metrics",
     "mlflow_hokusai.plugins.store",
     "mlflow_hokusai.plugins.audit",
+    "mlflow_hokusai.rest",  # /api/openapi.json, describing the RestBlueprints
 )
 
 _logger = logging.getLogger("mlflow_hokusai")

@@ -71,6 +71,30 @@ class NotFound(HokusaiError):
     default_detail = "Not found"
 
 
+class PayloadTooLarge(HokusaiError):
+    status = 413
+    error_code = "INVALID_PARAMETER_VALUE"
+    default_detail = "Request too large"
+
+
+class ValidationFailed(HokusaiError):
+    """422 with FastAPI's body: ``detail`` is a list of ``{"loc", "msg", "type"}``."""
+
+    status = 422
+    error_code = "INVALID_PARAMETER_VALUE"
+    default_detail = "Invalid request"
+
+
+class FromMlflow(HokusaiError):
+    """An ``MlflowException`` raised under a Hokusai route, answered with the
+    status MLflow itself gives its error code."""
+
+    def __init__(self, exc):
+        super().__init__(exc.message)
+        self.status = exc.get_http_status_code()
+        self.error_code = exc.error_code
+
+
 class Conflict(HokusaiError):
     status = 409
     error_code = "RESOURCE_ALREADY_EXISTS"
@@ -103,9 +127,12 @@ class ServiceUnavailable(HokusaiError):
         super().__init__(detail, headers={"Retry-After": str(retry_after)})
 
 
-def render(error: HokusaiError) -> tuple[int, list[tuple[str, str]], bytes]:
-    """Status, headers and JSON body for an error; shared by every entry point."""
-    body = json.dumps(error.body()).encode()
+def render(error: HokusaiError, *, detail_only: bool = False
+           ) -> tuple[int, list[tuple[str, str]], bytes]:
+    """Status, headers and JSON body for an error; shared by every entry point.
+    ``detail_only`` is the REST routes' FastAPI-style body, ``{"detail": ...}``;
+    the gate keeps MLflow's fields so that MLflow clients print a clean message."""
+    body = json.dumps({"detail": error.detail} if detail_only else error.body()).encode()
     headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
     headers += list(error.headers.items())
     return error.status, headers, body

@@ -148,6 +148,8 @@ class Settings:
         "records are dropped and counted (`hokusai_audit_dropped_total`).", _positive_int)
     metrics_require_auth: bool = setting(
         False, "Put `GET /metrics` behind the `read` scope.", _bool)
+    openapi_public: bool = setting(
+        False, "Serve `/api/openapi.json` without credentials (else it needs `read`).", _bool)
     metrics_dir: str | None = setting(
         None, "Directory for prometheus_client's multiprocess files. Default: a temp dir per "
         "server (`$PROMETHEUS_MULTIPROC_DIR` wins when set).")

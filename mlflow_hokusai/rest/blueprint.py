@@ -1,0 +1,186 @@
+"""``RestBlueprint``: a Flask blueprint whose operations are declared with pydantic
+models, served under ``/api`` and at the root path, and described in OpenAPI.
+
+    blueprint = RestBlueprint("hokusai_models", __name__, tag="models")
+
+    @blueprint.operation("PATCH", "/models/<name>/<version>", path=VersionPath,
+                         body=UpdateBody, response=ModelVersionOut, errors=(404,))
+    def update(name: str, version: int, body: UpdateBody):
+        return {...}   # a dict or a model; it is validated against ``response``
+
+- ``path`` validates the URL variables (the view gets them typed, as keywords);
+  ``query`` the query string (unknown parameters are ignored, as FastAPI does);
+  ``body`` the JSON body (unknown fields are refused: ``BodyModel`` forbids them).
+  Any failure is 422 ``{"detail": [{"loc", "msg", "type"}]}``, FastAPI's shape.
+- A ``HokusaiError`` raised by a view is ``{"detail": ...}`` with its status
+  (mlflow_hokusai.errors renders it); an ``MlflowException`` gets MLflow's status.
+- A view may return a ``flask.Response`` (a stream, a redirect) when ``response``
+  is a ``Raw`` media type.
+
+Werkzeug matches static segments before variables, so ``/models/production``
+wins over ``/models/<name>`` whatever the registration order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import logging
+from typing import Any, Callable
+
+import flask
+import pydantic
+from werkzeug.exceptions import HTTPException
+
+from mlflow_hokusai.errors import FromMlflow, HokusaiError, ValidationFailed, render
+
+_logger = logging.getLogger(__name__)
+API_PREFIX = "/api"
+
+
+class BodyModel(pydantic.BaseModel):
+    """Base of request bodies: an unknown field is an error, not a silently
+    ignored option."""
+
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+
+class QueryModel(pydantic.BaseModel):
+    """Base of query-string and path models (extra parameters are ignored)."""
+
+    model_config = pydantic.ConfigDict(extra="ignore")
+
+
+@dataclasses.dataclass(frozen=True)
+class Raw:
+    """A response that is not JSON: its media type and what it is."""
+
+    media_type: str
+    description: str
+    status: int = 200
+
+
+@dataclasses.dataclass(frozen=True)
+class Operation:
+    """One documented operation; ``rules`` are the URL rules it is served at."""
+
+    method: str
+    path: str
+    rules: tuple[str, ...]
+    endpoint: str
+    summary: str
+    path_model: type[pydantic.BaseModel] | None
+    query: type[pydantic.BaseModel] | None
+    body: type[pydantic.BaseModel] | None
+    response: type[pydantic.BaseModel] | Raw | None
+    status: int
+    errors: tuple[int, ...]
+
+
+def _issues(error: pydantic.ValidationError, where: str) -> list[dict[str, Any]]:
+    # Only loc, msg and type: pydantic's "input" could echo a secret back.
+    return [{"loc": [where, *item["loc"]], "msg": item["msg"], "type": item["type"]}
+            for item in error.errors(include_url=False)]
+
+
+def _validate(model, data, where: str):
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as error:
+        raise ValidationFailed(_issues(error, where)) from None
+
+
+def _json_body() -> Any:
+    raw = flask.request.get_data(cache=True)
+    if not raw.strip():
+        return {}
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError) as error:
+        raise ValidationFailed([{"loc": ["body"], "msg": f"JSON decode error: {error}",
+                                 "type": "json_invalid"}]) from None
+
+
+def _query_args() -> dict[str, Any]:
+    args = flask.request.args
+    return {key: values if len(values) > 1 else values[0]
+            for key, values in args.lists()}
+
+
+def _rest_error(error: HokusaiError) -> flask.Response:
+    status, headers, body = render(error, detail_only=True)
+    return flask.Response(body, status=status, headers=headers)
+
+
+def _unexpected_error(error: Exception):
+    from mlflow.exceptions import MlflowException
+
+    if isinstance(error, MlflowException):
+        return _rest_error(FromMlflow(error))
+    if isinstance(error, HTTPException):  # abort(), body too large, ...
+        return _rest_error(_http_error(error))
+    _logger.exception("Unexpected error in %s %s", flask.request.method, flask.request.path)
+    return _rest_error(HokusaiError())
+
+
+def _http_error(error: HTTPException) -> HokusaiError:
+    converted = HokusaiError(error.description)
+    converted.status = error.code or 500
+    return converted
+
+
+class RestBlueprint(flask.Blueprint):
+    def __init__(self, name: str, import_name: str, *, tag: str | None = None):
+        super().__init__(name, import_name)
+        self.tag = tag or name
+        self.operations: list[Operation] = []
+        self.register_error_handler(HokusaiError, _rest_error)
+        self.register_error_handler(Exception, _unexpected_error)
+
+    def operation(self, method: str, path: str, *, path_model=None, query=None, body=None,
+                  response=None, status: int = 200, errors: tuple[int, ...] = (),
+                  summary: str | None = None, api_only: bool = False) -> Callable:
+        """Serve the view at ``/api<path>`` and ``<path>`` (only the first with
+        ``api_only``)."""
+        method = method.upper()
+
+        def decorate(view):
+            endpoint = f"{view.__name__}_{method.lower()}"
+            rules = (API_PREFIX + path,) if api_only else (API_PREFIX + path, path)
+            wrapped = self._wrap(view, path_model, query, body, response, status)
+            for rule in rules:
+                self.add_url_rule(rule, endpoint=endpoint, view_func=wrapped, methods=[method])
+            self.operations.append(Operation(
+                method, path, tuple(rules), f"{self.name}.{endpoint}",
+                summary or (view.__doc__ or view.__name__).strip().split("\n")[0],
+                path_model, query, body, response, status, tuple(errors)))
+            return view
+
+        return decorate
+
+    @staticmethod
+    def _wrap(view, path_model, query, body, response, status):
+        @functools.wraps(view)
+        def wrapped(**view_args):
+            kwargs = dict(view_args)
+            if path_model is not None:
+                kwargs = dict(_validate(path_model, view_args, "path"))
+            if query is not None:
+                kwargs["query"] = _validate(query, _query_args(), "query")
+            if body is not None:
+                kwargs["body"] = _validate(body, _json_body(), "body")
+            result = view(**kwargs)
+            if isinstance(result, flask.Response):
+                return result
+            if isinstance(response, type) and issubclass(response, pydantic.BaseModel):
+                if not isinstance(result, response):
+                    result = response.model_validate(result)
+                return flask.jsonify(result.model_dump(mode="json")), status
+            return flask.jsonify(result), status
+
+        return wrapped
+
+
+def rest_blueprints(flask_app) -> list[RestBlueprint]:
+    return [bp for bp in flask_app.blueprints.values() if isinstance(bp, RestBlueprint)]
