@@ -28,6 +28,7 @@ BUILTIN_PLUGINS = (
     "mlflow_hokusai.plugins.health",
     "mlflow_hokusai.plugins.ratelimit",
     "mlflow_hokusai.plugins.metrics",
+    "mlflow_hokusai.plugins.models",
     "mlflow_hokusai.rest",  # /api/openapi.json, describing the RestBlueprints
 )
 
@@ -61,6 +62,7 @@ class Hokusai:
         self.breaker = None  # plugins.health: CircuitBreaker
         self.health_checks: list = []  # plugins.health (and ratelimit adds Redis)
         self.limiter = None  # plugins.ratelimit: Limiter, unless limits are off
+        self.predictions = None  # plugins.models: PredictionStore
 
     def init_app(self, flask_app) -> None:
         from mlflow_hokusai.web import error_response

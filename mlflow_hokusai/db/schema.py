@@ -25,3 +25,18 @@ api_keys = sa.Table(
     sa.Column("rate_limit", sa.String(64), nullable=True),
     sa.Column("rotated_to", sa.String(32), nullable=True),
 )
+
+# One row per recorded inference operation (plugins.models.predictions).
+predictions = sa.Table(
+    "hokusai_predictions",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
+              autoincrement=True),
+    sa.Column("model_name", sa.String(256), nullable=False),
+    sa.Column("model_version", sa.Integer, nullable=False),
+    sa.Column("predicted_at", sa.BigInteger, nullable=False),  # epoch milliseconds
+    sa.Column("latency_ms", sa.Float, nullable=True),
+    sa.Column("recorded_by", sa.String(255), nullable=True),
+    sa.Index("ix_hokusai_predictions_version_time", "model_name", "model_version",
+             "predicted_at"),
+)
