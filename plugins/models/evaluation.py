@@ -81,7 +81,7 @@ def _log_run(mv, metrics: dict[str, float], dataset_path: str, target: str, user
     store.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()],
                     params=[Param("dataset_path", dataset_path[:6000]),
                             Param("target", target)], tags=[])
-    store.update_run_info(run_id, RunStatus.to_string(RunStatus.FINISHED),
+    store.update_run_info(run_id, RunStatus.FINISHED,
                           int(time.time() * 1000), run_name)
     return run_id
 
