@@ -30,6 +30,7 @@ BUILTIN_PLUGINS = (
     "mlflow_hokusai.plugins.metrics",
     "mlflow_hokusai.plugins.models",
     "mlflow_hokusai.rest",  # /api/openapi.json, describing the RestBlueprints
+    "mlflow_hokusai.prefixes",  # last: it reads the routes the others registered
 )
 
 _logger = logging.getLogger("mlflow_hokusai")

@@ -38,6 +38,13 @@ def test_the_request_itself_is_rewritten():
     assert untouched["path"] == "//api/keys"  # no prefix: left as the server gave it
 
 
+def test_routes_served_under_a_prefix_are_kept(each_server_kind):
+    # The health plugin serves /mlflow/health/mlflow/detailed; there is no
+    # /health/mlflow/detailed to strip it to.
+    response = requests.get(each_server_kind.url + "/mlflow/health/mlflow/detailed", timeout=30)
+    assert response.status_code == 200 and "overall_health" in response.json()
+
+
 def _send(method, url, **kwargs):
     # The path goes out as written (no client-side normalisation).
     request = requests.Request(method, url, **kwargs).prepare()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime
 
 from mlflow.entities.model_registry import ModelVersionTag
+from mlflow.entities.model_registry.prompt_version import IS_PROMPT_TAG_KEY
 from mlflow.exceptions import MlflowException
 from mlflow.server import handlers
 
@@ -144,6 +145,8 @@ def production_versions() -> list[dict]:
         keys = sorted({(v.name, v.version) for v in staged} |
                       {(a.name, a.version) for a in aliased})
     versions = [get_version(name, version) for name, version in keys]
+    # Prompts live in the registry too (and take aliases); they are not models.
+    versions = [mv for mv in versions if (mv.tags or {}).get(IS_PROMPT_TAG_KEY) != "true"]
     return [{"name": mv.name, "version": int(mv.version), "stage": mv.current_stage,
              "aliases": sorted(mv.aliases or ()),
              "deployed_at": when(mv.last_updated_timestamp)} for mv in versions]
