@@ -31,7 +31,9 @@ BUILTIN_PLUGINS = (
     "mlflow_hokusai.plugins.metrics",
     "mlflow_hokusai.plugins.store",
     "mlflow_hokusai.plugins.audit",
+    "mlflow_hokusai.plugins.models",
     "mlflow_hokusai.rest",  # /api/openapi.json, describing the RestBlueprints
+    "mlflow_hokusai.prefixes",  # last: it reads the routes the others registered
 )
 
 _logger = logging.getLogger("mlflow_hokusai")
@@ -67,6 +69,7 @@ class Hokusai:
         self.health_checks: list = []  # plugins.health (and ratelimit adds Redis)
         self.limiter = None  # plugins.ratelimit: Limiter, unless limits are off
         self.audit = None  # plugins.audit: AuditRecorder, unless auditing is off
+        self.predictions = None  # plugins.models: PredictionStore
 
     def init_app(self, flask_app) -> None:
         from mlflow_hokusai.web import error_response

@@ -7,6 +7,7 @@ from __future__ import annotations
 import anyio
 
 from mlflow_hokusai.errors import HokusaiError, render
+from mlflow_hokusai.prefixes import unprefix_asgi
 from mlflow_hokusai.pipeline import (Answered, LookupNeeded, Pipeline, RequestContext,
                                      RequestInfo, current_context, without_query_key)
 
@@ -23,6 +24,7 @@ class AsgiAdapter:
     async def __call__(self, scope, receive, send):
         if scope["type"] not in ("http", "websocket"):
             return await self.app(scope, receive, send)
+        unprefix_asgi(scope)
         context = RequestContext(RequestInfo.from_asgi(scope))
         if "api_key" in context.request.query_string:
             scope["query_string"] = without_query_key(context.request.query_string).encode()

@@ -148,6 +148,13 @@ class Settings:
         "records are dropped and counted (`hokusai_audit_dropped_total`).", _positive_int)
     metrics_require_auth: bool = setting(
         False, "Put `GET /metrics` behind the `read` scope.", _bool)
+    models_batch_max_operations: int = setting(
+        100, "Most operations one `POST /models/batch` may carry.", _positive_int)
+    evaluation_data_root: str | None = setting(
+        None, "Local directory `POST /models/evaluate` may read datasets from (paths under it "
+        "only). Unset: datasets must be artifact URIs (`runs:/`, `mlflow-artifacts:/`).")
+    evaluation_max_dataset_mb: float = setting(
+        100.0, "Largest dataset `POST /models/evaluate` reads, in MiB.", _positive_float)
     openapi_public: bool = setting(
         False, "Serve `/api/openapi.json` without credentials (else it needs `read`).", _bool)
     metrics_dir: str | None = setting(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from http import HTTPStatus
 
 from mlflow_hokusai.errors import HokusaiError, render
+from mlflow_hokusai.prefixes import unprefix_wsgi
 from mlflow_hokusai.pipeline import (Answered, Pipeline, RequestContext, RequestInfo,
                                      current_context, without_query_key)
 
@@ -16,6 +17,7 @@ class WsgiAdapter:
         self.pipeline = pipeline
 
     def __call__(self, environ, start_response):
+        unprefix_wsgi(environ)
         context = RequestContext(RequestInfo.from_wsgi(environ))
         if "api_key" in context.request.query_string:
             environ["QUERY_STRING"] = without_query_key(context.request.query_string)

@@ -59,6 +59,7 @@ class RunningServer:
     database_uri: str
     admin_key: str
     name: str
+    data_root: Path | None = None  # HOKUSAI_EVALUATION_DATA_ROOT
 
     @property
     def url(self) -> str:
@@ -78,7 +79,12 @@ def _start(tmp_path_factory, name, backend_uri, *, server, hokusai_db=None, jwt_
     env = {"HOKUSAI_JWT_SECRET": JWT_SECRET, "HOKUSAI_JWT_AUDIENCE": "hokusai-tests",
            # These servers take many wrong keys on purpose; the lockout that would
            # follow is tested on servers of its own (test_rate_limits.py).
-           "HOKUSAI_AUTH_FAILURE_LIMIT": "100000/minute"}
+           "HOKUSAI_AUTH_FAILURE_LIMIT": "100000/minute",
+           # Evaluation datasets: a data root of the server's own, and a limit
+           # small enough that a test can exceed it cheaply.
+           "HOKUSAI_EVALUATION_DATA_ROOT": str(workdir / "data"),
+           "HOKUSAI_EVALUATION_MAX_DATASET_MB": "1"}
+    (workdir / "data").mkdir()
     if jwt_public:
         env["HOKUSAI_JWT_PUBLIC_KEY"] = jwt_public
     if hokusai_db:
@@ -91,7 +97,7 @@ def _start(tmp_path_factory, name, backend_uri, *, server, hokusai_db=None, jwt_
             check=True, capture_output=True, text=True)
         admin_key = json.loads(created.stdout)["key"]
     mlflow_server = MlflowServer(workdir, backend_uri, server=server, env=env).start()
-    return RunningServer(mlflow_server, database_uri, admin_key, name)
+    return RunningServer(mlflow_server, database_uri, admin_key, name, workdir / "data")
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,14 @@ def main():
     from mlflow_hokusai.routes import fastapi_routes, flask_routes
 
     built = create_app()
+    if "--rest" in sys.argv:  # only the routes of RestBlueprints (documented in OpenAPI)
+        from mlflow_hokusai.rest.blueprint import rest_blueprints
+
+        names = {bp.name for bp in rest_blueprints(flask_app)}
+        json.dump([(sorted(rule.methods - {"HEAD", "OPTIONS"}), rule.rule)
+                   for rule in flask_app.url_map.iter_rules()
+                   if rule.endpoint.split(".")[0] in names], sys.stdout)
+        return
     routes = [(sorted(methods), path) for methods, path in flask_routes(flask_app)]
     if hasattr(built, "pipeline"):  # the ASGI adapter around FastAPI
         routes += [(sorted(methods), path) for methods, path, _ in fastapi_routes(

@@ -120,4 +120,17 @@ audit_log = sa.Table(
     sa.Index("ix_hokusai_audit_log_run", "run_id"),
     sa.Index("ix_hokusai_audit_log_experiment", "experiment_id"),
     sa.Index("ix_hokusai_audit_log_model", "model_name", "model_version"),
+# One row per recorded inference operation (plugins.models.predictions).
+predictions = sa.Table(
+    "hokusai_predictions",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
+              autoincrement=True),
+    sa.Column("model_name", sa.String(256), nullable=False),
+    sa.Column("model_version", sa.Integer, nullable=False),
+    sa.Column("predicted_at", sa.BigInteger, nullable=False),  # epoch milliseconds
+    sa.Column("latency_ms", sa.Float, nullable=True),
+    sa.Column("recorded_by", sa.String(255), nullable=True),
+    sa.Index("ix_hokusai_predictions_version_time", "model_name", "model_version",
+             "predicted_at"),
 )

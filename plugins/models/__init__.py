@@ -1,0 +1,27 @@
+"""The model management REST API (issue 7): registry views, batch operations,
+comparison and metrics, zip download, recorded predictions and evaluation.
+
+Every route is served under ``/api`` and at the root path (see
+mlflow_hokusai.rest); the gate's default applies: GET needs ``read``, every
+other method ``write``.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from mlflow_hokusai.plugins.models.predictions import PredictionStore
+
+VIEWS = ("views_registry", "views_batch", "views_insights", "views_files", "views_predictions",
+         "views_evaluate")
+
+
+def init_app(flask_app, hokusai) -> None:
+    from mlflow_hokusai.plugins.models.blueprint import blueprint
+
+    # Importing the view modules registers their operations on the blueprint.
+    for name in VIEWS:
+        importlib.import_module(f"{__name__}.{name}")
+
+    hokusai.predictions = PredictionStore(hokusai.engine)
+    flask_app.register_blueprint(blueprint)

@@ -1,0 +1,152 @@
+"""Registry reads and writes for the model management API.
+
+Decision: the views use the server's own stores (``mlflow.server.handlers``),
+not an ``MlflowClient`` over HTTP: no second trip through the gate, the same
+database pools, workspace context and store plugins (``hokusai+`` schemes) as
+MLflow's own handlers, and MLflow's errors arrive as ``MlflowException`` with
+their status. The private helpers used here are pinned by ``mlflow<3.18``.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+from mlflow.entities.model_registry import ModelVersionTag
+from mlflow.entities.model_registry.prompt_version import IS_PROMPT_TAG_KEY
+from mlflow.exceptions import MlflowException
+from mlflow.server import handlers
+
+from mlflow_hokusai.errors import NotFound
+
+STAGE_ALIASES = ("staging", "production", "archived")
+
+
+def registry_store():
+    return handlers._get_model_registry_store()
+
+
+def tracking_store():
+    return handlers._get_tracking_store()
+
+
+def when(millis: int | None) -> datetime.datetime | None:
+    if millis is None:
+        return None
+    return datetime.datetime.fromtimestamp(millis / 1000, tz=datetime.timezone.utc)
+
+
+def _missing(exc: MlflowException) -> bool:
+    return exc.error_code == "RESOURCE_DOES_NOT_EXIST"
+
+
+def get_version(name: str, version: int):
+    try:
+        return registry_store().get_model_version(name, str(version))
+    except MlflowException as exc:
+        if _missing(exc):
+            raise NotFound(f"Model not found: {name}:{version}") from None
+        raise
+
+
+def logged_model_id(mv) -> str | None:
+    """The MLflow 3 logged model behind a version (also when only its source
+    names it, as for versions the MLflow client registered)."""
+    from mlflow.store.artifact.utils.models import _parse_model_id_if_present
+
+    return getattr(mv, "model_id", None) or _parse_model_id_if_present(mv.source or "")
+
+
+def version_out(mv) -> dict:
+    return {"name": mv.name, "version": int(mv.version), "status": mv.status,
+            "stage": mv.current_stage, "aliases": sorted(mv.aliases or ()),
+            "description": mv.description or None, "tags": dict(mv.tags or {}),
+            "run_id": mv.run_id or None, "source": mv.source,
+            "logged_model_id": logged_model_id(mv),
+            "created_at": when(mv.creation_timestamp),
+            "last_updated_at": when(mv.last_updated_timestamp)}
+
+
+def list_models(name: str | None, max_results: int, page_token: str | None) -> dict:
+    """The latest version of each registered model, by name."""
+    filter_string = f"name ILIKE '%{name}%'" if name else None
+    page = registry_store().search_registered_models(
+        filter_string=filter_string, max_results=max_results, order_by=["name ASC"],
+        page_token=page_token)
+    models = []
+    for model in page:
+        # latest_versions holds the latest of each stage; the newest of those
+        # is the newest version overall.
+        latest = max(model.latest_versions or (), key=lambda mv: int(mv.version), default=None)
+        models.append({
+            "name": model.name,
+            "version": int(latest.version) if latest else None,
+            "status": latest.status if latest else None,
+            "created_at": when(latest.creation_timestamp if latest else
+                               model.creation_timestamp),
+            "tags": dict(latest.tags or {}) if latest else {}})
+    return {"models": models, "next_page_token": page.token}
+
+
+def update(name: str, version: int, description: str | None, tags: dict[str, str | None]):
+    get_version(name, version)
+    store = registry_store()
+    if description is not None:
+        store.update_model_version(name, str(version), description)
+    for key, value in tags.items():
+        if value is None:
+            store.delete_model_version_tag(name, str(version), key)
+        else:
+            store.set_model_version_tag(name, str(version), ModelVersionTag(key, value))
+    return get_version(name, version)
+
+
+def set_tag(name: str, version: int, key: str, value: str) -> None:
+    update(name, version, None, {key: value})
+
+
+def delete_tag(name: str, version: int, key: str) -> None:
+    update(name, version, None, {key: None})
+
+
+def delete(name: str, version: int) -> None:
+    get_version(name, version)
+    registry_store().delete_model_version(name, str(version))
+
+
+def transition(name: str, version: int, stage: str, archive_existing: bool):
+    """Move the version to ``stage`` and, since MLflow 3 prefers aliases, point
+    the alias of the same name (lower case) at it; stage aliases it carried for
+    another stage are removed. ``None`` sets no alias."""
+    current = get_version(name, version)
+    store = registry_store()
+    store.transition_model_version_stage(name, str(version), stage, archive_existing)
+    alias = stage.lower()
+    for old in current.aliases or ():
+        if old in STAGE_ALIASES and old != alias:
+            store.delete_registered_model_alias(name, old)
+    if alias in STAGE_ALIASES:
+        store.set_registered_model_alias(name, alias, str(version))
+    return get_version(name, version)
+
+
+def production_versions() -> list[dict]:
+    """Every version in the Production stage or carrying the ``production``
+    alias: two indexed queries on the SQL store (its workspace filter kept),
+    rather than a scan of every version."""
+    from mlflow.store.model_registry.dbmodels.models import (SqlModelVersion,
+                                                             SqlRegisteredModelAlias)
+
+    store = registry_store()
+    with store.ManagedSessionMaker() as session:
+        staged = store._get_query(session, SqlModelVersion).filter(
+            SqlModelVersion.current_stage == "Production").all()
+        aliased = store._get_query(session, SqlRegisteredModelAlias).filter(
+            SqlRegisteredModelAlias.alias == "production").all()
+        keys = sorted({(v.name, v.version) for v in staged} |
+                      {(a.name, a.version) for a in aliased})
+    versions = [get_version(name, version) for name, version in keys]
+    # Prompts live in the registry too (and take aliases); they are not models.
+    versions = [mv for mv in versions if (mv.tags or {}).get(IS_PROMPT_TAG_KEY) != "true"]
+    return [{"name": mv.name, "version": int(mv.version), "stage": mv.current_stage,
+             "aliases": sorted(mv.aliases or ()),
+             "deployed_at": when(mv.last_updated_timestamp)} for mv in versions]
