@@ -120,6 +120,8 @@ audit_log = sa.Table(
     sa.Index("ix_hokusai_audit_log_run", "run_id"),
     sa.Index("ix_hokusai_audit_log_experiment", "experiment_id"),
     sa.Index("ix_hokusai_audit_log_model", "model_name", "model_version"),
+)
+
 # One row per recorded inference operation (plugins.models.predictions).
 predictions = sa.Table(
     "hokusai_predictions",
