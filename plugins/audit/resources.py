@@ -25,8 +25,10 @@ def _answer_ids(answer: dict) -> dict:
     model = answer.get("registered_model") or {}
     return {"experiment_id": _pick(answer, "experiment_id") or _pick(run_info, "experiment_id"),
             "run_id": _pick(run_info, "run_id") or _pick(version, "run_id"),
-            "model_name": _pick(version, "name") or _pick(model, "name"),
-            "model_version": _pick(version, "version"),
+            "model_name": _pick(version, "name") or _pick(model, "name")
+            or _pick(answer, "model_name"),  # Hokusai's own registration answers
+            "model_version": _pick(version, "version")
+            or (_pick(answer, "version") if "model_name" in answer else None),
             "api_key_id": _pick(answer, "id") if "key" in answer else None}
 
 

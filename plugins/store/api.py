@@ -5,22 +5,11 @@ from __future__ import annotations
 
 import flask
 
-from mlflow_hokusai.errors import NotFound, Unsupported
+from mlflow_hokusai.errors import NotFound
 from mlflow_hokusai.plugins.store import reader
+from mlflow_hokusai.plugins.store.access import read
 
 blueprint = flask.Blueprint("hokusai_owners", __name__, url_prefix="/api/owners")
-
-
-def _read(registry: bool, query):
-    """``query(session)`` on the store's own (read) session; errors are raised
-    outside it, since MLflow's session wrapper turns any exception into its own."""
-    from mlflow.server import handlers
-
-    store = handlers._get_model_registry_store() if registry else handlers._get_tracking_store()
-    if not getattr(store, "hokusai_index", False):
-        raise Unsupported("Owner records need a SQL backend store (Hokusai's store plugins)")
-    with store.ManagedSessionMaker() as session:
-        return query(session)
 
 
 def _answer(resource_type: str, resource_id: str, row) -> dict:
@@ -32,23 +21,24 @@ def _answer(resource_type: str, resource_id: str, row) -> dict:
 
 @blueprint.get("/experiments/<experiment_id>")
 def experiment_owner(experiment_id: str):
-    row = _read(False, lambda session: reader.owner(session, "experiment", experiment_id))
+    row = read(lambda session: reader.owner(session, "experiment", experiment_id),
+               registry=False)
     return _answer("experiment", experiment_id, row)
 
 
 @blueprint.get("/runs/<run_id>")
 def run_owner(run_id: str):
-    row = _read(False, lambda session: reader.owner(session, "run", run_id))
+    row = read(lambda session: reader.owner(session, "run", run_id), registry=False)
     return _answer("run", run_id, row)
 
 
 @blueprint.get("/registered-models/<path:name>")
 def model_owner(name: str):
-    row = _read(True, lambda session: reader.model(session, name))
+    row = read(lambda session: reader.model(session, name))
     return _answer("registered_model", name, row)
 
 
 @blueprint.get("/model-versions/<path:name>/<int:version>")
 def version_owner(name: str, version: int):
-    row = _read(True, lambda session: reader.version(session, name, version))
+    row = read(lambda session: reader.version(session, name, version))
     return _answer("model_version", f"{name}/{version}", row)

@@ -30,15 +30,43 @@ def version(session, name: str, number: int) -> dict | None:
     return Scorer(session).score(row) if row else None
 
 
-def versions(session, name: str, *, offset: int = 0, limit: int | None = None) -> list[dict]:
-    """A model's live versions, oldest first, scored."""
-    query = sa.select(V).where(V.c.model_name == name).order_by(V.c.version).offset(offset)
+def versions(session, name: str, *, after: int | None = None,
+             limit: int | None = None) -> list[dict]:
+    """A model's live versions after version ``after``, oldest first, scored."""
+    query = sa.select(V).where(V.c.model_name == name).order_by(V.c.version)
+    if after is not None:
+        query = query.where(V.c.version > after)
     rows = session.execute(query.limit(limit) if limit else query).mappings().all()
     return Scorer(session).history(rows)
 
 
-def version_count(session, name: str) -> int:
-    return session.execute(sa.select(sa.func.count()).where(V.c.model_name == name)).scalar()
+def version_summary(session, name: str) -> tuple[int, int | None]:
+    """(how many live versions, the latest one) of a model."""
+    count, latest = session.execute(sa.select(sa.func.count(), sa.func.max(V.c.version))
+                                    .where(V.c.model_name == name)).one()
+    return count, latest
+
+
+def cumulative_improvement(session, name: str) -> float:
+    """The sum of every version's improvement over its baseline: how far the
+    model has come since its token's baseline (one pass over its versions)."""
+    return sum(row["improvement"] or 0.0 for row in versions(session, name))
+
+
+def mlflow_states(session, name: str, numbers: list[int]) -> dict[int, dict]:
+    """MLflow's stage and aliases of some versions of a model, by key."""
+    from mlflow.store.model_registry.dbmodels.models import (SqlModelVersion,
+                                                             SqlRegisteredModelAlias)
+
+    states = {version: {"stage": stage, "aliases": []} for version, stage in session.execute(
+        sa.select(SqlModelVersion.version, SqlModelVersion.current_stage).where(
+            SqlModelVersion.name == name, SqlModelVersion.version.in_(numbers)))}
+    for alias, version in session.execute(
+            sa.select(SqlRegisteredModelAlias.alias, SqlRegisteredModelAlias.version).where(
+                SqlRegisteredModelAlias.name == name,
+                SqlRegisteredModelAlias.version.in_(numbers))):
+        states[version]["aliases"].append(alias)
+    return states
 
 
 def contributions(session, address: str) -> list[dict]:
@@ -72,13 +100,16 @@ def run_lineage(tracking_session, run_id: str | None) -> dict | None:
     """A source run's experiment and logged dataset inputs, from MLflow's own
     tables by primary key and index (on the tracking store's session: the runs
     may live in another database than the registry)."""
-    from mlflow.store.tracking.dbmodels.models import SqlDataset, SqlInput, SqlRun
+    from mlflow.store.tracking.dbmodels.models import (SqlDataset, SqlExperiment, SqlInput,
+                                                       SqlRun)
 
     if not run_id:
         return None
-    experiment_id = tracking_session.execute(
-        sa.select(SqlRun.experiment_id).where(SqlRun.run_uuid == run_id)).scalar()
-    if experiment_id is None:
+    experiment = tracking_session.execute(
+        sa.select(SqlRun.experiment_id, SqlExperiment.name)
+        .join(SqlExperiment, SqlExperiment.experiment_id == SqlRun.experiment_id)
+        .where(SqlRun.run_uuid == run_id)).first()
+    if experiment is None:
         return None
     datasets = tracking_session.execute(
         sa.select(SqlDataset.name, SqlDataset.digest, SqlDataset.dataset_source_type,
@@ -87,7 +118,8 @@ def run_lineage(tracking_session, run_id: str | None) -> dict | None:
         .where(SqlInput.destination_type == "RUN", SqlInput.destination_id == run_id,
                SqlInput.source_type == "DATASET")
         .order_by(SqlDataset.name)).mappings().all()
-    return {"run_id": run_id, "experiment_id": str(experiment_id),
+    return {"run_id": run_id, "experiment_id": str(experiment.experiment_id),
+            "experiment_name": experiment.name,
             "datasets": [{"name": d["name"], "digest": d["digest"],
                           "source_type": d["dataset_source_type"],
                           "source": d["dataset_source"]} for d in datasets]}

@@ -1,0 +1,168 @@
+"""What the tokenized-model endpoints do, over the server's own stores and the
+registry index (plugins/store): every lookup is indexed."""
+
+from __future__ import annotations
+
+import base64
+
+from mlflow.entities.model_registry import ModelVersionTag
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import ErrorCode, RESOURCE_ALREADY_EXISTS
+
+from mlflow_hokusai.errors import BadRequest, Conflict, NotFound, ValidationFailed
+from mlflow_hokusai.plugins.models.registry import registry_store, when
+from mlflow_hokusai.plugins.models.sources import resolve
+from mlflow_hokusai.plugins.store import reader, tags
+from mlflow_hokusai.plugins.store.access import read
+from mlflow_hokusai.plugins.store.ethereum import InvalidAddress, normalize_address
+from mlflow_hokusai.plugins.tokens import schemas
+
+_ALREADY_EXISTS = ErrorCode.Name(RESOURCE_ALREADY_EXISTS)
+
+
+# -- pages -------------------------------------------------------------------------
+def _after(page: schemas.Page) -> int | None:
+    if page.page_token is None:
+        return None
+    try:
+        return int(base64.urlsafe_b64decode(page.page_token.encode()).decode())
+    except ValueError:
+        raise ValidationFailed([{"loc": ["query", "page_token"], "msg": "Invalid page token",
+                                 "type": "value_error"}]) from None
+
+
+def _next_token(rows: list, limit: int) -> str | None:
+    return base64.urlsafe_b64encode(str(rows[limit - 1]["version"]).encode()).decode() \
+        if len(rows) > limit else None
+
+
+# -- registration ------------------------------------------------------------------
+def register(body: schemas.RegisterTokenized) -> dict:
+    bound = read(lambda session: reader.token(session, body.token_id))
+    if bound is not None and bound["model_name"] != body.model_name:
+        raise Conflict(f"Token '{body.token_id}' is already registered to model "
+                       f"'{bound['model_name']}'")
+    source = resolve(body.model_uri)
+    store = registry_store()
+    created_model = _ensure_model(store, body.model_name, body.description)
+    version_tags = {**(body.tags or {}), tags.TOKEN_ID: body.token_id,
+                    tags.BENCHMARK_METRIC: body.metric_name,
+                    tags.BENCHMARK_VALUE: repr(body.baseline_value),
+                    "hokusai_status": "registered"}
+    if body.contributor_address:
+        version_tags[tags.CONTRIBUTOR] = body.contributor_address
+    try:
+        version = store.create_model_version(
+            body.model_name, source.source, run_id=source.run_id,
+            tags=[ModelVersionTag(k, v) for k, v in version_tags.items()],
+            description=body.description, model_id=source.model_id)
+    except MlflowException as error:
+        if created_model:  # nothing half-written: no empty model left behind
+            store.delete_registered_model(body.model_name)
+        if error.error_code == _ALREADY_EXISTS:  # a token bound meanwhile
+            raise Conflict(error.message) from None
+        raise
+    return {"model_name": body.model_name, "version": int(version.version),
+            "token_id": body.token_id, "metric_name": body.metric_name,
+            "baseline_value": body.baseline_value, "model_uri": body.model_uri,
+            "status": "registered", "registered_at": when(version.creation_timestamp)}
+
+
+def _ensure_model(store, name: str, description: str | None) -> bool:
+    """Create the registered model unless it exists; True if this call made it."""
+    try:
+        store.create_registered_model(name, description=description)
+        return True
+    except MlflowException as error:
+        if error.error_code != _ALREADY_EXISTS:
+            raise
+        return False
+
+
+# -- lookups -----------------------------------------------------------------------
+def by_token(token_id: str, page: schemas.Page) -> dict:
+    after = _after(page)
+
+    def query(session):
+        token = reader.token(session, token_id)
+        if token is None:
+            return None
+        name = token["model_name"]
+        rows = reader.versions(session, name, after=after, limit=page.max_results + 1)
+        shown = rows[:page.max_results]
+        binding = reader.version(session, name, token["baseline_version"]) \
+            if token["baseline_version"] else None
+        return token, rows, shown, binding, reader.mlflow_states(
+            session, name, [row["version"] for row in shown])
+
+    found = read(query)
+    if found is None:
+        raise NotFound(f"Token not found: {token_id}")
+    token, rows, shown, binding, states = found
+    return {"token_id": token["token_id"], "model_name": token["model_name"],
+            "metric_name": binding["benchmark_metric"] if binding else None,
+            "baseline_value": token["baseline_value"],
+            "versions": [{"version": row["version"], "run_id": row["run_id"],
+                          "benchmark_value": row["benchmark_value"],
+                          "created_at": when(row["created_at"]),
+                          **states.get(row["version"], {"stage": "None", "aliases": []})}
+                         for row in shown],
+            "next_page_token": _next_token(rows, page.max_results)}
+
+
+def model_lineage(name: str, page: schemas.Page) -> dict:
+    after = _after(page)
+
+    def query(session):
+        if reader.model(session, name) is None:
+            return None
+        rows = reader.versions(session, name, after=after, limit=page.max_results + 1)
+        return (rows, *reader.version_summary(session, name),
+                reader.cumulative_improvement(session, name))
+
+    found = read(query)
+    if found is None:
+        raise NotFound(f"Model not found: {name}")
+    rows, total, latest, cumulative = found
+    return {"model_id": name, "total_versions": total, "latest_version": latest,
+            "cumulative_improvement": cumulative,
+            "lineage": [{"version": row["version"], "created_at": when(row["created_at"]),
+                         "metrics": {row["benchmark_metric"] or "benchmark":
+                                     row["benchmark_value"]}
+                         if row["benchmark_value"] is not None else {},
+                         "contributor": row["contributor"], "improvement": row["improvement"]}
+                        for row in rows[:page.max_results]],
+            "next_page_token": _next_token(rows, page.max_results)}
+
+
+def version_lineage(name: str, number: int) -> dict:
+    found = read(lambda session: (reader.version(session, name, number),
+                                  reader.ancestors(session, name, number)))
+    row, parents = found
+    if row is None:
+        raise NotFound(f"Model not found: {name}:{number}")
+    run = read(lambda session: reader.run_lineage(session, row["run_id"]), registry=False)
+    return {"model": f"{name}:{number}",
+            "parents": [{"version": p["version"], "run_id": p["run_id"],
+                         "created_at": when(p["created_at"])} for p in parents],
+            "training_data": run["datasets"] if run else [],
+            "experiments": [{"experiment_id": run["experiment_id"],
+                             "name": run["experiment_name"], "run_id": run["run_id"]}]
+            if run else []}
+
+
+def contributor_impact(address: str) -> dict:
+    try:
+        normalized = normalize_address(address)
+    except InvalidAddress as error:
+        raise BadRequest(str(error)) from None
+    rows = read(lambda session: reader.contributions(session, normalized))
+    improved = {row["model_name"] for row in rows if (row["improvement"] or 0) > 0}
+    times = [when(row["contributed_at"]) for row in rows]
+    return {"address": normalized, "total_models_improved": len(improved),
+            "total_improvement_score": sum(row["improvement"] or 0.0 for row in rows),
+            "contributions": [{"model_id": row["model_name"], "version": row["version"],
+                               "improvement_score": row["improvement"],
+                               "contributed_at": when(row["contributed_at"])} for row in rows],
+            "first_contribution": min(times, default=None),
+            "last_contribution": max(times, default=None)}
