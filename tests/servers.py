@@ -53,7 +53,10 @@ class MlflowServer:
         return cmd
 
     def start(self, timeout: float = 120) -> "MlflowServer":
-        env = {**os.environ, **self.env}
+        # MLflow's job runner starts eight processes per server (about 1.5 GB and
+        # several CPU-seconds); no test uses MLflow's jobs, and the suite starts
+        # many servers on a 2-core machine. A test may turn it back on in ``env``.
+        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **self.env}
         for name in ("MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_USERNAME",
                      "MLFLOW_TRACKING_PASSWORD"):
             env.pop(name, None)
