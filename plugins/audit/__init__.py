@@ -10,6 +10,7 @@ are counted by metrics too, for the same reason.
 
 from __future__ import annotations
 
+import logging
 import time
 
 import flask
@@ -22,6 +23,7 @@ from mlflow_hokusai.plugins.auth import permissions
 from mlflow_hokusai.plugins.auth.scopes import ADMIN, READ
 
 _UNRECORDED = {401, 429}
+_logger = logging.getLogger(__name__)
 _receivers = []  # blinker keeps weak references
 
 
@@ -41,7 +43,10 @@ def init_app(flask_app, hokusai) -> None:
     def note_resources(response):
         context = current_context.get()
         if context is not None and _is_write(context.request.method, context.request.path):
-            context.notes["audit_resources"] = resources.from_flask(flask.request, response)
+            try:
+                context.notes["audit_resources"] = resources.from_flask(flask.request, response)
+            except Exception:  # noqa: BLE001 - the record must never fail the request
+                _logger.exception("Audit: resources of %s not read", context.request.path)
         return response
 
     def on_request(sender, context, status, seconds):

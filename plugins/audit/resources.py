@@ -19,10 +19,15 @@ def _pick(source: dict, *names):
     return None
 
 
+def _member(source: dict, name: str) -> dict:
+    value = source.get(name)
+    return value if isinstance(value, dict) else {}
+
+
 def _answer_ids(answer: dict) -> dict:
-    run_info = (answer.get("run") or {}).get("info") or {}
-    version = answer.get("model_version") or {}
-    model = answer.get("registered_model") or {}
+    run_info = _member(_member(answer, "run"), "info")
+    version = _member(answer, "model_version")
+    model = _member(answer, "registered_model")
     return {"experiment_id": _pick(answer, "experiment_id") or _pick(run_info, "experiment_id"),
             "run_id": _pick(run_info, "run_id") or _pick(version, "run_id"),
             "model_name": _pick(version, "name") or _pick(model, "name")
