@@ -32,8 +32,9 @@ def plain_database(request, tmp_path, make_postgres_database):
     client.create_registered_model("legacy-model", tags={"benchmark_direction": "lower"})
     for tags in ({"hokusai_token_id": "LEGACY", "benchmark_value": "0.5"},
                  {"benchmark_value": "0.3", "hokusai_contributor": ALICE},
-                 {"benchmark_value": "not-a-number"},  # stock MLflow never checked this
-                 {"benchmark_value": "0.2", "hokusai_contributor": ALICE}):
+                 {"benchmark_value": "0.25"},  # deleted below
+                 {"benchmark_value": "0.2", "hokusai_contributor": ALICE},
+                 {"benchmark_value": "not-a-number"}):  # stock MLflow never checked this
         client.create_model_version("legacy-model", "mlflow-artifacts:/m", run_id=run.info.run_id,
                                     tags=tags)
     client.delete_model_version("legacy-model", "3")
@@ -59,10 +60,11 @@ def test_upgrade_indexes_an_existing_database_in_place(plain_database):
     assert result.returncode == 0, result.stderr
     assert _counts(plain_database) == before  # MLflow's data untouched
     rows = version_rows(plain_database, "legacy-model")
-    assert sorted(rows) == [1, 2, 4]  # the deleted version is not indexed
+    assert sorted(rows) == [1, 2, 4, 5]  # the deleted version is not indexed
     assert rows[2]["improvement"] == pytest.approx(0.2)  # lower is better: 0.5 -> 0.3
     assert rows[4]["parent_version"] == 2 and rows[4]["baseline_value"] == 0.3
     assert rows[4]["improvement"] == pytest.approx(0.1)
+    assert rows[5]["benchmark_value"] is None and rows[5]["parent_version"] == 4
     assert token_row(plain_database, "legacy")["model_name"] == "legacy-model"
     assert version_rows(plain_database, "other-model")[1]["token_id"] is None
     assert "Not indexed: Invalid benchmark_value 'not-a-number'" in result.stderr
@@ -86,7 +88,7 @@ def test_workers_starting_together_index_it_once(plain_database, tmp_path):
 
         with concurrent.futures.ThreadPoolExecutor(16) as pool:
             assert set(pool.map(search, range(32))) == {200}
-        assert sorted(version_rows(plain_database, "legacy-model")) == [1, 2, 4]
+        assert sorted(version_rows(plain_database, "legacy-model")) == [1, 2, 4, 5]
         name = f"new-{uuid.uuid4().hex[:6]}"
         answer = requests.post(f"{server.url}/api/2.0/mlflow/registered-models/create",
                                json={"name": name}, headers={"X-API-Key": key}, timeout=60)

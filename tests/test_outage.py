@@ -86,7 +86,8 @@ def test_database_outage_opens_the_breaker_and_recovers(server, cluster, key):
         assert time.monotonic() < deadline, "did not recover on its own"
         streak = streak + 1 if search(server, key).status_code == 200 else 0
         time.sleep(0.1)
-    assert requests.get(server.url + "/ready", timeout=30).status_code == 200
+    ready = requests.get(server.url + "/ready", timeout=30)
+    assert ready.status_code == 200, ready.text
 
 
 def test_mlflow_client_loses_nothing_across_a_short_outage(server, cluster, key, monkeypatch):
