@@ -153,6 +153,10 @@ class Settings:
     evaluation_data_root: str | None = setting(
         None, "Local directory `POST /models/evaluate` may read datasets from (paths under it "
         "only). Unset: datasets must be artifact URIs (`runs:/`, `mlflow-artifacts:/`).")
+    evaluation_scope: str = setting(
+        "admin", "Scope `POST /models/evaluate` needs: it loads the model in the server, which "
+        "runs the model's code; `write` lets every model author do that.",
+        _choice("write", "admin"))
     evaluation_max_dataset_mb: float = setting(
         100.0, "Largest dataset `POST /models/evaluate` reads, in MiB.", _positive_float)
     openapi_public: bool = setting(

@@ -60,7 +60,13 @@ def setup(request, tmp_path_factory):
 
 @pytest.fixture
 def api(setup):
-    return Api(setup["server"])
+    return Api(setup["server"], scopes="admin")  # evaluation runs model code: admin
+
+
+def test_evaluation_needs_admin_by_default(setup):
+    refused = _evaluate(Api(setup["server"], scopes="read,write"), setup)
+    assert refused.status_code == 403
+    assert refused.json()["required_scope"] == "admin"
 
 
 def _evaluate(api, setup, **overrides):

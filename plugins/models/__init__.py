@@ -3,13 +3,15 @@ comparison and metrics, zip download, recorded predictions and evaluation.
 
 Every route is served under ``/api`` and at the root path (see
 mlflow_hokusai.rest); the gate's default applies: GET needs ``read``, every
-other method ``write``.
+other method ``write``, except evaluation (``HOKUSAI_EVALUATION_SCOPE``,
+``admin`` by default): loading a model runs its code in the server.
 """
 
 from __future__ import annotations
 
 import importlib
 
+from mlflow_hokusai.plugins.auth import permissions
 from mlflow_hokusai.plugins.models.predictions import PredictionStore
 
 VIEWS = ("views_registry", "views_batch", "views_insights", "views_files", "views_predictions",
@@ -23,5 +25,7 @@ def init_app(flask_app, hokusai) -> None:
     for name in VIEWS:
         importlib.import_module(f"{__name__}.{name}")
 
+    permissions.add_rule({"POST"}, r"(?:/api)?/models/evaluate",
+                         hokusai.settings.evaluation_scope)
     hokusai.predictions = PredictionStore(hokusai.engine)
     flask_app.register_blueprint(blueprint)
