@@ -79,8 +79,9 @@ tokens = sa.Table(
     sa.Column("token_id", sa.String(64), nullable=False),
     # A token belongs to one registered model, and a model has one token.
     sa.Column("model_name", MODEL_NAME, nullable=False, unique=True),
-    # The benchmark value of the version that bound the token: the baseline of
-    # the model's first benchmarked version.
+    # The registered baseline: the benchmark value of the version that bound the
+    # token, when it did (later edits of that version do not move it). It is the
+    # baseline of the model's first benchmarked version.
     sa.Column("baseline_value", sa.Double, nullable=True),
     sa.Column("baseline_version", sa.Integer, nullable=True),
     sa.Column("bound_at", sa.BigInteger, nullable=False),

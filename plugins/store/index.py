@@ -102,10 +102,6 @@ class RegistryIndex:
         else:
             columns = _tag_columns(key, value)
         connection.execute(V.update().where(where).values(**columns))
-        if key == tags.BENCHMARK_VALUE:  # the token's baseline follows its binding version
-            connection.execute(T.update().where(T.c.model_name == name,
-                                                T.c.baseline_version == version)
-                               .values(baseline_value=value))
 
     def version_deleted(self, session, name: str, version: int) -> None:
         connection = session.connection()
