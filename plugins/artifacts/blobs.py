@@ -121,6 +121,12 @@ class PendingWrite(PendingBlob):
 
 
 class BlobStore(ABC):
+    root: str  # the store root's Location.base
+
+    @abstractmethod
+    def mark_root(self) -> None:
+        """Create the root marker (idempotent): URIs below now find this root."""
+
     @abstractmethod
     def begin(self) -> PendingWrite:
         """A new pending blob to stream bytes into."""
@@ -183,8 +189,12 @@ class LocalBlobStore(BlobStore):
     file per shard in ``.hokusai/locks``."""
 
     def __init__(self, root: str):
+        self.root = root
         self.area = os.path.join(root, RESERVED)
         self.blobs_dir = os.path.join(self.area, "blobs")
+
+    def mark_root(self) -> None:
+        os.makedirs(os.path.join(self.area, "tmp"), exist_ok=True)
 
     def path(self, digest: str) -> str:
         return os.path.join(self.blobs_dir, blob_name(digest))

@@ -81,8 +81,8 @@ class S3Objects:
         with body:
             return body.read(limit)
 
-    def last_modified(self, key: str) -> float | None:
-        """The object's last-modified time (epoch seconds), None if it does not exist."""
+    def head(self, key: str) -> tuple[float, int] | None:
+        """(last-modified epoch seconds, size) of an object, None if it does not exist."""
         from botocore.exceptions import ClientError
 
         try:
@@ -91,7 +91,11 @@ class S3Objects:
             if _missing(error):
                 return None
             raise
-        return head["LastModified"].timestamp()
+        return head["LastModified"].timestamp(), head["ContentLength"]
+
+    def last_modified(self, key: str) -> float | None:
+        found = self.head(key)
+        return found[0] if found else None
 
     def list_level(self, prefix: str) -> Iterator[tuple[str, bool]]:
         """(name, is_dir) directly under ``prefix`` (which ends with "/" or is empty)."""

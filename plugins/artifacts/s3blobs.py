@@ -124,6 +124,7 @@ class S3BlobStore(BlobStore):
     def __init__(self, objects: S3Objects, root_prefix: str):
         self.objects = objects
         self.root_prefix = root_prefix
+        self.root = join(objects.bucket, root_prefix)
         self.area = join(root_prefix, RESERVED)
 
     @staticmethod
@@ -154,7 +155,7 @@ class S3BlobStore(BlobStore):
             hasher.update(chunk)
         return S3TempObject(self.objects, key, hasher.blob())
 
-    def _mark_root(self) -> None:
+    def mark_root(self) -> None:
         if (self.objects.bucket, self.root_prefix) not in _marked_roots:
             self.objects.put_bytes(self.marker_key(self.root_prefix),
                                    b"Hokusai content-addressed artifact store\n", "text/plain")
@@ -165,8 +166,11 @@ class S3BlobStore(BlobStore):
         blob = pending.blob
         key = self.key(blob.digest)
         try:
-            self._mark_root()
-            if self.objects.last_modified(key) is None:
+            self.mark_root()
+            # Not re-sent when a blob with these bytes exists; one of the wrong size
+            # (truncated) is replaced. Verifying the rest would mean reading it back.
+            found = self.objects.head(key)
+            if found is None or found[1] != blob.size:
                 pending.materialise(key)
             self.objects.put_bytes(self.lease_key(blob.digest), b"")
             yield blob
