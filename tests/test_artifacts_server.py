@@ -1,7 +1,7 @@
 """The artifact repository plugin behind a real server, on local disk and on S3,
 used by the unmodified MLflow client: artifacts and models round-trip, identical
 content is stored once, damaged blobs are refused, deletes and the collector,
-and traversal attempts."""
+clients resolving URIs below the root directly, and traversal attempts."""
 
 import hashlib
 import os
@@ -166,6 +166,23 @@ def test_delete_then_collect(artifact_store):
     assert artifact_store.get(f"{base}/keep.bin", headers).content == shared
     assert artifact_store.digest(f"{base}/keep.bin") == shared_digest == \
         hashlib.sha256(shared).hexdigest()
+
+
+def test_client_resolving_a_sub_uri_shares_the_roots_blobs(artifact_store, tmp_path):
+    data = f"shared {uuid.uuid4()}".encode() * 100
+    assert artifact_store.put("sub-a/x.bin", data, artifact_store.headers()).status_code == 200
+    before = artifact_store.stored_bytes()
+    # No server in between: the repository finds the root's marker above the URI.
+    below = artifact_store.repository(f"{artifact_store.uri}/sub-b/deeper")
+    assert below.blobs.root == artifact_store.repository().location.base
+    (tmp_path / "y.bin").write_bytes(data)
+    below.log_artifact(str(tmp_path / "y.bin"))
+    assert artifact_store.stored_bytes() == before
+    (tmp_path / "down").mkdir()
+    below.download_artifacts("y.bin", str(tmp_path / "down"))
+    assert (tmp_path / "down" / "y.bin").read_bytes() == data
+    assert [f.path for f in artifact_store.repository().list_artifacts("sub-b/deeper")] == \
+        ["sub-b/deeper/y.bin"]
 
 
 TRAVERSALS = [
