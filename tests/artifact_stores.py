@@ -89,22 +89,27 @@ def start_store(kind: str, tmp_path_factory, start_server):
     if kind == "file":
         uri = f"hokusai+file://{tmp_path_factory.mktemp('hokusai-store') / 'store'}"
         running = start_server(artifacts=uri, extra_env={})
-        yield ArtifactStore(kind, running, uri)
-        running.server.stop()
-        return
-    s3 = S3Server().start()
-    uri = f"hokusai+s3://{s3.bucket}/store"
-    # The test process resolves the URI directly too (as a client would).
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in s3.client_env.items():
-            patch.setenv(name, value)
-        from mlflow_hokusai.plugins.artifacts import s3 as s3_module
-
-        s3_module.client.cache_clear()
-        running = start_server(artifacts=uri, extra_env=s3.client_env)
         try:
-            yield ArtifactStore(kind, running, uri, env=s3.client_env, s3=s3)
+            yield ArtifactStore(kind, running, uri)
         finally:
             running.server.stop()
-            s3.stop()
+        return
+    from mlflow_hokusai.plugins.artifacts import s3 as s3_module
+
+    s3 = S3Server().start()
+    uri = f"hokusai+s3://{s3.bucket}/store"
+
+    try:
+        # The test process resolves the URI directly too (as a client would).
+        with pytest.MonkeyPatch.context() as patch:
+            for name, value in s3.client_env.items():
+                patch.setenv(name, value)
             s3_module.client.cache_clear()
+            running = start_server(artifacts=uri, extra_env=s3.client_env)
+            try:
+                yield ArtifactStore(kind, running, uri, env=s3.client_env, s3=s3)
+            finally:
+                running.server.stop()
+    finally:
+        s3.stop()
+        s3_module.client.cache_clear()
