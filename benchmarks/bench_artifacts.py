@@ -115,6 +115,9 @@ def main():
             for name, artifacts_for in sides.items():
                 servers[name] = start(Path(tmp), name.replace(" ", "-"), artifacts_for,
                                       args.workers)
+            warm_up = {f"warm/{i}.bin": os.urandom(2 * MIB) for i in range(8)}
+            for server, headers in servers.values():  # every worker imports what it needs
+                transfer(server, headers, warm_up, args.concurrency)
             file_sets: list[dict[str, bytes]] = []
             calls = dict.fromkeys(servers, 0)
 

@@ -19,6 +19,7 @@ import fcntl
 import hashlib
 import os
 import re
+import shutil
 import uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -67,22 +68,39 @@ def hash_file(path: str) -> Blob:
     return hasher.blob()
 
 
+def verified(chunks: Iterable[bytes], expected: Blob) -> Iterator[bytes]:
+    """Pass ``chunks`` through, raising CorruptArtifact as soon as they are longer than
+    ``expected`` and, at their end, if their size or SHA-256 differ."""
+    hasher = Hasher()
+    for chunk in chunks:
+        hasher.update(chunk)
+        if hasher.size > expected.size:
+            raise CorruptArtifact("stored blob is longer than recorded")
+        yield chunk
+    got = hasher.blob()
+    if got.size != expected.size:
+        raise CorruptArtifact("stored blob is truncated")
+    if got.digest != expected.digest:
+        raise CorruptArtifact("stored blob does not match its SHA-256")
+
+
+def read_file(path: str) -> Iterator[bytes]:
+    try:
+        handle = open(path, "rb")
+    except FileNotFoundError:
+        raise CorruptArtifact("stored blob is missing") from None
+    with handle:
+        while chunk := handle.read(CHUNK_SIZE):
+            yield chunk
+
+
 def copy_verified(chunks: Iterable[bytes], expected: Blob, local_path: str) -> None:
     """Write ``chunks`` to ``local_path`` and prove they are ``expected``; on any
     difference (or error) the partial file is removed and CorruptArtifact raised."""
-    hasher = Hasher()
     try:
         with open(local_path, "wb") as out:
-            for chunk in chunks:
-                hasher.update(chunk)
-                if hasher.size > expected.size:
-                    raise CorruptArtifact("stored blob is longer than recorded")
+            for chunk in verified(chunks, expected):
                 out.write(chunk)
-        got = hasher.blob()
-        if got.size != expected.size:
-            raise CorruptArtifact("stored blob is truncated")
-        if got.digest != expected.digest:
-            raise CorruptArtifact("stored blob does not match its SHA-256")
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.remove(local_path)
@@ -229,13 +247,28 @@ class LocalBlobStore(BlobStore):
             pending.discard()
 
     def read(self, digest: str) -> Iterator[bytes]:
+        return read_file(self.path(digest))
+
+    def verified_view(self, blob: Blob, name: str) -> str:
+        """A hard link to the blob, named ``name``, whose bytes were just verified.
+
+        MLflow's server serves a repository's local path directly (no temp copy) and
+        takes the Content-Type from that file's name, so it gets a link named like
+        the artifact: ``.hokusai/views/<digest>/<name>``. It is re-linked to the
+        current blob each time (a repaired blob is a new file) and then read once.
+        """
+        directory = os.path.join(self.area, "views", blob.digest)
+        view = os.path.join(directory, name)
+        staged = os.path.join(directory, f"{RESERVED}-tmp-{uuid.uuid4().hex}")
+        os.makedirs(directory, exist_ok=True)
         try:
-            handle = open(self.path(digest), "rb")
+            os.link(self.path(blob.digest), staged)
         except FileNotFoundError:
             raise CorruptArtifact("stored blob is missing") from None
-        with handle:
-            while chunk := handle.read(CHUNK_SIZE):
-                yield chunk
+        os.replace(staged, view)
+        for _ in verified(read_file(view), blob):
+            pass
+        return view
 
     def ages(self) -> Iterator[tuple[str, float]]:
         for directory, _, files in os.walk(self.blobs_dir):
@@ -252,6 +285,8 @@ class LocalBlobStore(BlobStore):
                 os.remove(self.path(digest))
             except FileNotFoundError:
                 return False
+            # Views are further links to the same bytes: without them the space is freed.
+            shutil.rmtree(os.path.join(self.area, "views", digest), ignore_errors=True)
         return True
 
     def stored_bytes(self) -> int:

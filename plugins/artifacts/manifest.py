@@ -114,9 +114,10 @@ class LocalManifest(Manifest):
             fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW)
         except OSError:
             raise ArtifactNotFound(path) from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise ArtifactNotFound(path)
         with os.fdopen(fd, "rb") as handle:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise ArtifactNotFound(path)
             return decode(handle.read(MAX_MAPPING_BYTES + 1), path)
 
     def _is_dir(self, full: str) -> bool:
@@ -124,6 +125,11 @@ class LocalManifest(Manifest):
             return stat.S_ISDIR(os.lstat(full).st_mode)
         except OSError:
             return False
+
+    def directory(self, path: str) -> str | None:
+        """The real directory of a directory path (for MLflow's "is a directory" answer)."""
+        full = self._locate(path)
+        return full if self._is_dir(full) else None
 
     def list(self, path: str) -> list[Entry]:
         full = self._locate(path)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import posixpath
 import uuid
 from abc import abstractmethod
 from typing import AsyncIterable, BinaryIO
@@ -33,6 +34,7 @@ from mlflow_hokusai.plugins.artifacts.blobs import (
     BlobStore,
     LocalBlobStore,
     PendingBlob,
+    PendingWrite,
     copy_verified,
 )
 from mlflow_hokusai.plugins.artifacts.errors import ArtifactNotFound, InvalidRequest, \
@@ -97,22 +99,33 @@ class HokusaiArtifactRepository(ArtifactRepository, StreamUploadMixin):
                                              artifact_path: str | None = None) -> None:
         with as_mlflow_errors():
             destination = self._destination(artifact_file_name, artifact_path)
-            pending = await asyncio.to_thread(self.blobs.begin)
+            # The ASGI server hands over small chunks (64 KiB): they are batched to
+            # 1 MiB per hop to a thread, and a file smaller than that is written,
+            # published and mapped in a single hop.
+            pending, buffer = None, bytearray()
             try:
-                # The ASGI server hands over small chunks (64 KiB); batching them to
-                # 1 MiB keeps the thread hops from dominating a large upload.
-                buffer = bytearray()
                 async for chunk in chunks:
                     buffer += chunk
                     if len(buffer) >= CHUNK_SIZE:
+                        pending = pending or await asyncio.to_thread(self.blobs.begin)
                         await asyncio.to_thread(pending.write, bytes(buffer))
                         buffer = bytearray()
-                await asyncio.to_thread(pending.write, bytes(buffer))
-                await asyncio.to_thread(pending.finish)
             except BaseException:
-                await asyncio.to_thread(pending.discard)
+                if pending is not None:
+                    await asyncio.to_thread(pending.discard)
                 raise
-            await asyncio.to_thread(self._store, pending, destination)
+            await asyncio.to_thread(self._finish_and_store, pending, bytes(buffer), destination)
+
+    def _finish_and_store(self, pending: PendingWrite | None, tail: bytes,
+                          destination: str) -> None:
+        pending = pending or self.blobs.begin()
+        try:
+            pending.write(tail)
+            pending.finish()
+        except BaseException:
+            pending.discard()
+            raise
+        self._store(pending, destination)
 
     def list_artifacts(self, path=None):
         with as_mlflow_errors():
@@ -139,6 +152,20 @@ class HokusaiLocalArtifactRepository(HokusaiArtifactRepository):
     def _open(self, location):
         root = locations.find_root(location, lambda d: os.path.isdir(os.path.join(d, RESERVED)))
         return LocalBlobStore(root), LocalManifest(location.base)
+
+    def get_local_path(self, artifact_path: str) -> str:
+        """What MLflow's server sends for a download: a verified link to the blob
+        (read once to check it, then streamed by the server without a temp copy)."""
+        with as_mlflow_errors():
+            path = paths.clean(artifact_path)
+            try:
+                blob = self.manifest.get(path)
+            except ArtifactNotFound:
+                directory = self.manifest.directory(path)
+                if directory is None:
+                    raise
+                return directory  # MLflow answers "refers to a directory", as for its own
+            return self.blobs.verified_view(blob, posixpath.basename(path))
 
 
 # Store roots found through their marker, per (bucket/prefix) URI: markers are
