@@ -108,8 +108,8 @@ class HokusaiArtifactRepository(ArtifactRepository, StreamUploadMixin):
                     buffer += chunk
                     if len(buffer) >= CHUNK_SIZE:
                         pending = pending or await asyncio.to_thread(self.blobs.begin)
-                        await asyncio.to_thread(pending.write, bytes(buffer))
-                        buffer = bytearray()
+                        full, buffer = buffer, bytearray()
+                        await asyncio.to_thread(pending.write, full)
             except BaseException:
                 if pending is not None:
                     await asyncio.to_thread(pending.discard)
