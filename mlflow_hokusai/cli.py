@@ -5,6 +5,7 @@ Import-light on purpose (no mlflow import): it runs in scripts and CI jobs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 
@@ -180,6 +181,64 @@ def keys_rotate(key_id, grace_period, database_uri, as_json):
     """Replace a key with a new one."""
     key, plaintext = _keystore(database_uri).rotate(key_id, grace_period_hours=grace_period)
     _print_new_key(key, plaintext, as_json)
+
+
+@main.group(cls=_Group)
+def artifacts():
+    """Content-addressed artifact stores (hokusai+file://, hokusai+s3://)."""
+
+
+artifact_uri_option = click.option(
+    "--artifact-uri", required=True, metavar="URI",
+    help="hokusai+file:///dir or hokusai+s3://bucket/prefix (a URI below a store root "
+         "means that root).")
+
+
+@contextlib.contextmanager
+def _artifact_errors():
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except MlflowException as error:
+        raise click.ClickException(error.message) from None
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
+
+
+@artifacts.command("gc")
+@artifact_uri_option
+@click.option("--grace-seconds", type=float, default=None, metavar="SECONDS",
+              help="Keep blobs written or referenced this recently "
+                   "(default: $HOKUSAI_ARTIFACTS_GC_GRACE_SECONDS).")
+@click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
+@json_option
+def artifacts_gc(artifact_uri, grace_seconds, dry_run, as_json):
+    """Delete blobs that no artifact path refers to any more."""
+    from mlflow_hokusai.plugins.artifacts import gc
+
+    grace = get_settings().artifacts_gc_grace_seconds if grace_seconds is None else grace_seconds
+    with _artifact_errors():
+        report = gc.collect(artifact_uri, grace, dry_run=dry_run)
+    if as_json:
+        click.echo(json.dumps(report.to_dict()))
+        return
+    verb = "would delete" if dry_run else "deleted"
+    click.echo(f"{report.root}: {report.mappings} paths refer to {report.referenced} of "
+               f"{report.blobs} blobs; {verb} {report.deleted}, kept {report.young_kept} "
+               f"younger than {grace:g} s; {report.temp_removed} stale temp objects removed; "
+               f"{report.stored_bytes} bytes stored")
+
+
+@artifacts.command("init")
+@artifact_uri_option
+def artifacts_init(artifact_uri):
+    """Make a URI a store root, so that the URIs below it share its blobs (needed once
+    when clients write to it directly, before any upload through the server)."""
+    from mlflow_hokusai.plugins.artifacts import gc
+
+    with _artifact_errors():
+        click.echo(f"Store root: {gc.init(artifact_uri)}")
 
 
 if __name__ == "__main__":

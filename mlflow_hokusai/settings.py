@@ -73,6 +73,15 @@ def _choice(*allowed: str) -> Callable[[str], str]:
     return parse
 
 
+def _sse(raw: str) -> str:
+    # S3 wants these exact spellings; accept any case.
+    canonical = {"aes256": "AES256", "aws:kms": "aws:kms"}
+    value = raw.strip().lower()
+    if value not in canonical:
+        raise ValueError("must be AES256 or aws:kms")
+    return canonical[value]
+
+
 def setting(default: Any, doc: str, parse: Callable[[str], Any] = str) -> Any:
     return dataclasses.field(default=default, metadata={"doc": doc, "parse": parse})
 
@@ -168,6 +177,28 @@ class Settings:
         "production", "Environment name shown by `/health/status`.")
     build_date: str = setting("unknown", "Build date shown by `/version` (set by your build).")
     git_commit: str = setting("unknown", "Git commit shown by `/version` (set by your build).")
+    artifacts_gc_grace_seconds: float = setting(
+        3600.0, "`hokusai artifacts gc` never deletes a blob written or referenced more recently "
+        "than this: the margin for uploads whose mapping is not written yet.", _positive_float)
+    artifacts_s3_endpoint_url: str | None = setting(
+        None, "Endpoint of an S3-compatible store for `hokusai+s3://`. Default: "
+        "`$MLFLOW_S3_ENDPOINT_URL`, else AWS.")
+    artifacts_s3_addressing_style: str = setting(
+        "auto", "S3 addressing style: auto, path (most S3-compatible stores) or virtual.",
+        _choice("auto", "path", "virtual"))
+    artifacts_s3_sse: str | None = setting(
+        None, "Server-side encryption of every object written: `AES256` or `aws:kms`.",
+        _sse)
+    artifacts_s3_sse_kms_key_id: str | None = setting(
+        None, "KMS key id for `aws:kms` (default: the bucket's AWS-managed key).")
+    artifacts_s3_max_attempts: int = setting(
+        5, "Attempts per S3 call, with botocore's standard retry mode (exponential backoff).",
+        _positive_int)
+    artifacts_s3_multipart_mb: int = setting(
+        8, "Size (MiB) above which uploads and copies are multipart, and of each part.",
+        _positive_int)
+    artifacts_s3_max_concurrency: int = setting(
+        8, "Parallel part transfers of one upload or copy.", _positive_int)
     log_level: str = setting(
         "info", "Level of the `mlflow_hokusai` loggers.",
         _choice("debug", "info", "warning", "error"))

@@ -74,7 +74,7 @@ class RunningServer:
 
 
 def _start(tmp_path_factory, name, backend_uri, *, server, hokusai_db=None, jwt_public=None,
-           admin_key=None):
+           admin_key=None, artifacts=None, extra_env=None):
     workdir = tmp_path_factory.mktemp(name)
     env = {"HOKUSAI_JWT_SECRET": JWT_SECRET, "HOKUSAI_JWT_AUDIENCE": "hokusai-tests",
            # These servers take many wrong keys on purpose; the lockout that would
@@ -85,6 +85,7 @@ def _start(tmp_path_factory, name, backend_uri, *, server, hokusai_db=None, jwt_
            "HOKUSAI_EVALUATION_DATA_ROOT": str(workdir / "data"),
            "HOKUSAI_EVALUATION_MAX_DATASET_MB": "1"}
     (workdir / "data").mkdir()
+    env.update(extra_env or {})
     if jwt_public:
         env["HOKUSAI_JWT_PUBLIC_KEY"] = jwt_public
     if hokusai_db:
@@ -96,7 +97,8 @@ def _start(tmp_path_factory, name, backend_uri, *, server, hokusai_db=None, jwt_
             [str(BIN / "hokusai"), "keys", "bootstrap", "--json", "--database-uri", database_uri],
             check=True, capture_output=True, text=True)
         admin_key = json.loads(created.stdout)["key"]
-    mlflow_server = MlflowServer(workdir, backend_uri, server=server, env=env).start()
+    mlflow_server = MlflowServer(workdir, backend_uri, server=server, env=env,
+                                 artifacts=artifacts).start()
     return RunningServer(mlflow_server, database_uri, admin_key, name, workdir / "data")
 
 
@@ -163,3 +165,31 @@ def each_server_kind(request) -> RunningServer:
 @pytest.fixture
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+def _artifact_store(kind, tmp_path_factory):
+    from tests.artifact_stores import start_store
+
+    def start_server(**kwargs):
+        db_file = tmp_path_factory.mktemp(f"artifacts-{kind}") / "mlflow.db"
+        return _start(tmp_path_factory, f"artifacts-{kind}", f"sqlite:///{db_file}",
+                      server="uvicorn", **kwargs)
+
+    yield from start_store(kind, tmp_path_factory, start_server)
+
+
+@pytest.fixture(scope="session")
+def hokusai_file_store(tmp_path_factory):
+    """A server proxying artifacts to a hokusai+file:// store."""
+    yield from _artifact_store("file", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def hokusai_s3_store(tmp_path_factory):
+    """A server proxying artifacts to a hokusai+s3:// store on a local moto server."""
+    yield from _artifact_store("s3", tmp_path_factory)
+
+
+@pytest.fixture(params=["hokusai_file_store", "hokusai_s3_store"])
+def artifact_store(request):
+    return request.getfixturevalue(request.param)
