@@ -14,14 +14,15 @@ $(VENV)/.installed: setup.cfg pyproject.toml entry_points.txt
 	$(VENV)/bin/pip install --quiet -e ".[test,bench]"
 	touch $@
 
-# Embedded defaults: SQLite and local artifacts under ./$(DATA); a first admin
+# Embedded defaults: SQLite and content-addressed local artifacts (hokusai+file)
+# under ./$(DATA); a first admin
 # key is created and printed once if no key exists yet.
 serve: $(VENV)/.installed
 	mkdir -p $(DATA)
 	$(VENV)/bin/hokusai keys bootstrap --database-uri sqlite:///$(abspath $(DATA))/mlflow.db
 	$(VENV)/bin/mlflow server --app-name hokusai --host $(HOST) --port $(PORT) \
 	  --workers $(WORKERS) --backend-store-uri sqlite:///$(abspath $(DATA))/mlflow.db \
-	  --artifacts-destination $(abspath $(DATA))/artifacts
+	  --artifacts-destination hokusai+file://$(abspath $(DATA))/artifacts
 
 test: $(VENV)/.installed
 	$(VENV)/bin/pytest
