@@ -22,3 +22,24 @@ def test_odd_shapes_are_ignored_not_errors():
     assert touched("/api/models/evaluate", {}, {}, ["not", "a", "dict"], answer) == \
         {"model_name": "m", "model_version": "4"}
     assert touched("/x", {}, {"run_id": True}, {"run_id": ""}, None) == {}
+
+
+def test_a_batch_of_records_with_different_resources_is_stored(tmp_path):
+    import sqlalchemy
+
+    from mlflow_hokusai.db import migrate
+    from mlflow_hokusai.db.schema import audit_log
+    from mlflow_hokusai.plugins.audit.recorder import AuditRecorder
+
+    engine = sqlalchemy.create_engine(f"sqlite:///{tmp_path}/audit.db")
+    migrate.upgrade(engine)
+    recorder = AuditRecorder(engine, capacity=10)
+    base = {"time": 1, "request_id": "r", "principal": "p", "key_id": "k", "status": 200,
+            "action": "POST /x", "path": "/x"}
+    recorder.record({**base, "experiment_id": "1"})
+    recorder.record({**base, "run_id": "a" * 40, "model_name": "m"})  # overlong id: cut
+    recorder.close()
+    with engine.connect() as connection:
+        rows = connection.execute(sqlalchemy.select(audit_log).order_by(audit_log.c.id)).all()
+    assert [(r.experiment_id, r.run_id, r.model_name) for r in rows] == \
+        [("1", None, None), (None, "a" * 32, "m")]

@@ -20,16 +20,24 @@ from mlflow_hokusai.db.schema import audit_log
 
 _logger = logging.getLogger(__name__)
 _BATCH = 500
+_LINGER_SECONDS = 0.2
 _RETRIES = (0.2, 0.5, 1.0, 2.0, 5.0)
 _STOP = object()
 
 
+_COLUMNS = [column for column in audit_log.c if column.name != "id"]
+
+
 def _fit(row: dict) -> dict:
-    """Cut strings to their column's length: ids come from clients, and one
+    """Every column (a batch is one executemany: all rows need the same keys),
+    strings cut to their column's length: ids come from clients, and one
     overlong value must not lose its whole batch."""
-    return {name: value[:audit_log.c[name].type.length]
-            if isinstance(value, str) and getattr(audit_log.c[name].type, "length", None)
-            else value for name, value in row.items()}
+    fitted = {}
+    for column in _COLUMNS:
+        value = row.get(column.name)
+        length = getattr(column.type, "length", None)
+        fitted[column.name] = value[:length] if isinstance(value, str) and length else value
+    return fitted
 
 
 class AuditRecorder:
@@ -54,9 +62,13 @@ class AuditRecorder:
     def _run(self) -> None:
         while True:
             batch = [self._queue.get()]
-            while len(batch) < _BATCH:
+            # Gather what arrives shortly after: one transaction for a burst of
+            # writes costs the database (and the worker's CPU) far less than one
+            # per write.
+            deadline = time.monotonic() + _LINGER_SECONDS
+            while len(batch) < _BATCH and batch[-1] is not _STOP:
                 try:
-                    batch.append(self._queue.get_nowait())
+                    batch.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
                 except queue.Empty:
                     break
             stop = _STOP in batch
