@@ -1,6 +1,7 @@
 """Tokenized models, contributor impact and lineage, end to end through real
 servers with API keys; expected numbers are worked out by hand below."""
 
+import contextlib
 import uuid
 
 import mlflow
@@ -63,21 +64,12 @@ def story(request):
     return servers
 
 
-class _token:
-    def __init__(self, key):
-        self.key = key
-
-    def __enter__(self):
-        import os
-        self.previous = os.environ.get("MLFLOW_TRACKING_TOKEN")
-        os.environ["MLFLOW_TRACKING_TOKEN"] = self.key
-
-    def __exit__(self, *exc):
-        import os
-        if self.previous is None:
-            os.environ.pop("MLFLOW_TRACKING_TOKEN", None)
-        else:
-            os.environ["MLFLOW_TRACKING_TOKEN"] = self.previous
+@contextlib.contextmanager
+def _token(key):
+    """MLFLOW_TRACKING_TOKEN for a block (module fixtures cannot use ``monkeypatch``)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_TOKEN", key)
+        yield
 
 
 @pytest.fixture(params=["uvicorn_sqlite", "gunicorn_postgres"])

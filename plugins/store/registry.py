@@ -35,9 +35,6 @@ class HokusaiRegistryMixin:
         self.index = RegistryIndex()
         transactions.install(self)
 
-    def _in_transaction(self, work):
-        return transactions.upkeep(work)
-
     # -- registered models -----------------------------------------------------
     def create_registered_model(self, name, tags=None, description=None, deployment_job_id=None):
         model_tags = hokusai_tags.parse_all(tags, hokusai_tags.MODEL_TAGS)
@@ -47,29 +44,29 @@ class HokusaiRegistryMixin:
             model = _created(created, SqlRegisteredModel)
             self.index.model_created(session, model.name, model.creation_time, model_tags, owner)
 
-        with self._in_transaction(work):
+        with transactions.upkeep(work):
             return super().create_registered_model(name, tags, description, deployment_job_id)
 
     def rename_registered_model(self, name, new_name):
-        with self._in_transaction(lambda s, _: self.index.model_renamed(s, name, new_name)):
+        with transactions.upkeep(lambda s, _: self.index.model_renamed(s, name, new_name)):
             return super().rename_registered_model(name, new_name)
 
     def delete_registered_model(self, name):
-        with self._in_transaction(lambda s, _: self.index.model_deleted(s, name)):
+        with transactions.upkeep(lambda s, _: self.index.model_deleted(s, name)):
             return super().delete_registered_model(name)
 
     def set_registered_model_tag(self, name, tag):
         if tag.key not in hokusai_tags.MODEL_TAGS:
             return super().set_registered_model_tag(name, tag)
         value = hokusai_tags.parse(tag.key, tag.value)
-        with self._in_transaction(
+        with transactions.upkeep(
                 lambda s, _: self.index.model_direction_changed(s, name, value)):
             return super().set_registered_model_tag(name, tag)
 
     def delete_registered_model_tag(self, name, key):
         if key not in hokusai_tags.MODEL_TAGS:
             return super().delete_registered_model_tag(name, key)
-        with self._in_transaction(
+        with transactions.upkeep(
                 lambda s, _: self.index.model_direction_changed(s, name, None)):
             return super().delete_registered_model_tag(name, key)
 
@@ -85,7 +82,7 @@ class HokusaiRegistryMixin:
             self.index.version_created(session, version.name, version.version, version.run_id,
                                        version.creation_time, version_tags, owner)
 
-        with self._in_transaction(work):
+        with transactions.upkeep(work):
             model_version = super().create_model_version(
                 name, source, run_id, tags, run_link, description, local_model_path, model_id)
         model_version._user_id = owner.name
@@ -95,19 +92,19 @@ class HokusaiRegistryMixin:
         if tag.key not in hokusai_tags.VERSION_TAGS:
             return super().set_model_version_tag(name, version, tag)
         value = hokusai_tags.parse(tag.key, tag.value)
-        with self._in_transaction(lambda s, _: self.index.version_tag_changed(
+        with transactions.upkeep(lambda s, _: self.index.version_tag_changed(
                 s, name, int(version), tag.key, value)):
             return super().set_model_version_tag(name, version, tag)
 
     def delete_model_version_tag(self, name, version, key):
         if key not in hokusai_tags.VERSION_TAGS:
             return super().delete_model_version_tag(name, version, key)
-        with self._in_transaction(lambda s, _: self.index.version_tag_changed(
+        with transactions.upkeep(lambda s, _: self.index.version_tag_changed(
                 s, name, int(version), key, None)):
             return super().delete_model_version_tag(name, version, key)
 
     def delete_model_version(self, name, version):
-        with self._in_transaction(
+        with transactions.upkeep(
                 lambda s, _: self.index.version_deleted(s, name, int(version))):
             return super().delete_model_version(name, version)
 
