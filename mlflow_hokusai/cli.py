@@ -96,11 +96,13 @@ def db_reindex(database_uri):
         raise click.ClickException("No MLflow model registry tables in this database")
     from sqlalchemy.orm import Session
 
-    from mlflow_hokusai.plugins.store import backfill
-    from mlflow_hokusai.plugins.store.index import RegistryIndex
+    from mlflow_hokusai.plugins.store import backfill, triggers
 
+    if not triggers.supported(engine):
+        raise click.ClickException("The registry index needs PostgreSQL or SQLite")
+    triggers.install(engine)  # they keep the index in step from here on
     with migrate.locked(engine), Session(engine) as session:
-        count = backfill.rebuild(session, RegistryIndex())
+        count = backfill.rebuild(session)
         session.commit()
     click.echo(f"Registry index rebuilt: {count} model versions")
 

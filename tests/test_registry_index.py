@@ -10,6 +10,7 @@ import requests
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from mlflow_hokusai.db.engine import to_sqlalchemy_url
 from tests.index_helpers import run_lineage, token_row, version_rows
 
 ALICE = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"  # EIP-55 test vectors
@@ -189,6 +190,61 @@ def test_concurrent_writers_leave_a_consistent_index(server, client):
         assert row["baseline_value"] == previous["benchmark_value"]
         assert row["improvement"] == row["benchmark_value"] - previous["benchmark_value"]
     assert token_row(server.database_uri, token)["model_name"] == name
+
+
+def test_writes_that_bypass_the_hokusai_store_are_indexed(server, client):
+    """MLflow's stock store on the same database, as a plain ``mlflow server``, a
+    script or MLflow's job runner would write: the database keeps the index."""
+    stock = MlflowClient(to_sqlalchemy_url(server.database_uri))
+    assert type(stock._get_registry_client().store).__name__ == "SqlAlchemyStore"
+    name, token = _name(), f"tok-{uuid.uuid4().hex[:6]}"
+    client.create_registered_model(name)
+    _version(client, name, hokusai_token_id=token, benchmark_value="1.0")
+    stock.create_model_version(name, "mlflow-artifacts:/m", tags={
+        "benchmark_value": "1.5", "hokusai_contributor": ALICE, "benchmark_metric": "auc"})
+    stock.set_model_version_tag(name, "1", "benchmark_value", "0.5")
+    rows = version_rows(server.database_uri, name)
+    assert (rows[2]["contributor"], rows[2]["benchmark_metric"], rows[2]["parent_version"]) == \
+        (ALICE.lower(), "auc", 1)
+    assert rows[2]["improvement"] == 1.0  # 1.5 over the version it follows, now 0.5
+
+    other = _name()
+    stock.create_registered_model(other)
+    stock.create_model_version(other, "mlflow-artifacts:/o")
+    with pytest.raises(MlflowException, match="hokusai:token_bound"):
+        stock.set_model_version_tag(other, "1", "hokusai_token_id", token.upper())
+    assert "hokusai_token_id" not in stock.get_model_version(other, "1").tags
+    assert version_rows(server.database_uri, other)[1]["token_id"] is None
+
+    stock.delete_model_version(name, "1")
+    rows = version_rows(server.database_uri, name)
+    assert sorted(rows) == [2] and rows[2]["parent_version"] is None
+    assert token_row(server.database_uri, token) is None  # no live version holds it
+    stock.set_model_version_tag(other, "1", "hokusai_token_id", token)
+    assert token_row(server.database_uri, token)["model_name"] == other
+
+
+def test_one_free_token_raced_onto_two_models_binds_to_one(server, client):
+    token = f"tok-{uuid.uuid4().hex[:6]}"
+    names = [_name() for _ in range(4)]
+    for name in names:
+        client.create_registered_model(name)
+
+    def bind(name):
+        try:
+            return _version(client, name, hokusai_token_id=token)
+        except MlflowException as error:
+            assert error.error_code == "RESOURCE_ALREADY_EXISTS", error.message
+            assert f"Token '{token}' is already bound to registered model" in error.message
+            return None
+
+    with concurrent.futures.ThreadPoolExecutor(len(names)) as pool:
+        created = dict(zip(names, pool.map(bind, names)))
+    winners = [name for name, version in created.items() if version is not None]
+    assert len(winners) == 1
+    assert token_row(server.database_uri, token)["model_name"] == winners[0]
+    for name in names:
+        assert sorted(version_rows(server.database_uri, name)) == ([1] if name in winners else [])
 
 
 def test_owners_are_recorded_and_readable(server, client):

@@ -41,8 +41,8 @@ def registry_store(store_uri: str, tracking_uri: str | None = None):
     return registry_store_class()(to_sqlalchemy_url(store_uri), read_db_uri=_read_replica())
 
 
-# The dialects the index upkeep speaks (its insert-or-ignore has no MSSQL form).
-PLAIN_SCHEMES = ("sqlite", "postgresql", "mysql")
+# The dialects the registry index's triggers are written for (triggers.py).
+PLAIN_SCHEMES = ("sqlite", "postgresql")
 
 
 def init_app(flask_app, hokusai) -> None:

@@ -1,6 +1,7 @@
-"""Bring a store's database up to Hokusai's schema, and build the registry
-index from MLflow's own tables when it is missing: a database that plain MLflow
-filled before Hokusai arrived, or one re-indexed with ``hokusai db reindex``.
+"""Bring a store's database up to Hokusai's schema and triggers, and build the
+registry index from MLflow's own tables when it is missing: a database that
+plain MLflow filled before Hokusai arrived, or one re-indexed with
+``hokusai db reindex``. From then on the triggers keep it (triggers.py).
 """
 
 from __future__ import annotations
@@ -17,12 +18,11 @@ from mlflow_hokusai.db import migrate
 from mlflow_hokusai.db.schema import model_versions as V
 from mlflow_hokusai.db.schema import registered_models as M
 from mlflow_hokusai.db.schema import tokens as T
-from mlflow_hokusai.plugins.store import tags
-from mlflow_hokusai.plugins.store.index import RegistryIndex
-from mlflow_hokusai.plugins.store.owners import Owner
+from mlflow_hokusai.plugins.store import tags, triggers
 
 _logger = logging.getLogger(__name__)
-_UNKNOWN = Owner(None, None)
+_COLUMNS = {tags.BENCHMARK_METRIC: "benchmark_metric", tags.BENCHMARK_VALUE: "benchmark_value",
+            tags.BENCHMARK_DIRECTION: "benchmark_direction", tags.CONTRIBUTOR: "contributor"}
 
 
 def _needs_rebuild(session) -> bool:
@@ -31,14 +31,17 @@ def _needs_rebuild(session) -> bool:
 
 
 def prepare(engine) -> None:
-    """Upgrade Hokusai's tables; index what MLflow holds if nothing is indexed."""
+    """Upgrade Hokusai's tables and triggers; index what MLflow holds if nothing is."""
     migrate.upgrade(engine)
+    if not triggers.supported(engine):
+        return
+    triggers.install(engine)
     with Session(engine) as session:
         if not _needs_rebuild(session):
             return
     with migrate.locked(engine), Session(engine) as session:
         if _needs_rebuild(session):  # another worker may have done it meanwhile
-            rebuild(session, RegistryIndex())
+            rebuild(session)
             session.commit()
 
 
@@ -54,32 +57,67 @@ def _tolerant(entities, keys) -> dict:
     return parsed
 
 
-def rebuild(session, index: RegistryIndex) -> int:
+class _Tokens:
+    """First come, first bound: a token belongs to one model, a model has one token."""
+
+    def __init__(self):
+        self.rows: dict[str, dict] = {}
+        self._by_model: dict[str, str] = {}
+
+    def bind(self, version, token_id: str, value) -> bool:
+        key, name = token_id.lower(), version.name
+        if key not in self.rows and name not in self._by_model:
+            self.rows[key] = {"token_key": key, "token_id": token_id, "model_name": name,
+                              "baseline_value": value, "baseline_version": version.version,
+                              "bound_at": version.creation_time}
+            self._by_model[name] = key
+        return self._by_model.get(name) == key
+
+
+def _version_row(version, parsed: dict, earlier: list[int], bound: bool) -> dict:
+    parent = parsed.get(tags.PARENT_VERSION)
+    explicit = parent in earlier
+    if parent is not None and not explicit:
+        _logger.warning("Indexed %s:%s without its parent %s: no earlier live version",
+                        version.name, version.version, parent)
+    row = {"model_name": version.name, "version": version.version, "owner": version.user_id,
+           "owner_key_id": None, "created_at": version.creation_time, "run_id": version.run_id,
+           "parent_version": parent if explicit else (earlier[-1] if earlier else None),
+           "parent_explicit": explicit, "token_id": None, "token_key": None,
+           "contributed_at": version.creation_time if tags.CONTRIBUTOR in parsed else None,
+           **{column: parsed.get(key) for key, column in _COLUMNS.items()}}
+    if bound:
+        row.update(token_id=parsed[tags.TOKEN_ID], token_key=parsed[tags.TOKEN_ID].lower())
+    return row
+
+
+def rebuild(session) -> int:
     """Index every registered model and live version anew; returns the version count."""
     for table in (V, T, M):
         session.execute(table.delete())
-    for model in session.query(SqlRegisteredModel).order_by(SqlRegisteredModel.name):
-        index.model_created(session, model.name, model.creation_time,
-                            _tolerant(model.registered_model_tags, tags.MODEL_TAGS), _UNKNOWN)
+    models = session.query(SqlRegisteredModel).options(
+        selectinload(SqlRegisteredModel.registered_model_tags))
+    model_rows = [{"name": model.name, "created_at": model.creation_time,
+                   "benchmark_direction": _tolerant(model.registered_model_tags, tags.MODEL_TAGS)
+                   .get(tags.BENCHMARK_DIRECTION)} for model in models]
     versions = (session.query(SqlModelVersion)
                 .filter(SqlModelVersion.current_stage != STAGE_DELETED_INTERNAL)
                 .options(selectinload(SqlModelVersion.model_version_tags))
                 .order_by(SqlModelVersion.name, SqlModelVersion.version))
-    count = 0
-    for version in versions.all():
-        version_tags = _tolerant(version.model_version_tags, tags.VERSION_TAGS)
-        owner = Owner(version.user_id, None)
-        args = (session, version.name, version.version, version.run_id, version.creation_time)
-        try:
-            index.version_created(*args, version_tags, owner)
-        except MlflowException as error:  # a conflicting token or a bad parent
-            _logger.warning("Indexed %s:%s without its token and parent: %s", version.name,
-                            version.version, error.message)
-            session.connection().execute(V.delete().where(
-                V.c.model_name == version.name, V.c.version == version.version))
-            index.version_created(*args, {k: v for k, v in version_tags.items()
-                                          if k not in (tags.TOKEN_ID, tags.PARENT_VERSION)},
-                                  owner)
-        count += 1
-    _logger.info("Registry index rebuilt: %d model versions", count)
-    return count
+    tokens, rows, earlier = _Tokens(), [], {}
+    for version in versions:
+        parsed = _tolerant(version.model_version_tags, tags.VERSION_TAGS)
+        token_id = parsed.get(tags.TOKEN_ID)
+        bound = bool(token_id) and tokens.bind(version, token_id,
+                                               parsed.get(tags.BENCHMARK_VALUE))
+        if token_id and not bound:
+            _logger.warning("Indexed %s:%s without its token %s: another model holds one of "
+                            "them", version.name, version.version, token_id)
+        live = earlier.setdefault(version.name, [])
+        rows.append(_version_row(version, parsed, live, bound))
+        live.append(version.version)
+    for table, table_rows in ((M, model_rows), (V, rows), (T, list(tokens.rows.values()))):
+        if table_rows:
+            session.execute(table.insert(), table_rows)
+    _logger.info("Registry index rebuilt: %d model versions", len(rows))
+    return len(rows)

@@ -27,6 +27,7 @@ VERSION_TAGS = frozenset({TOKEN_ID, BENCHMARK_METRIC, BENCHMARK_VALUE, BENCHMARK
 MODEL_TAGS = frozenset({BENCHMARK_DIRECTION})
 DIRECTIONS = ("higher", "lower")
 
+_NUMBER = re.compile(r" *[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)? *")
 _TOKEN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?")
 
 
@@ -46,10 +47,8 @@ def parse_token_id(value: str) -> str:
 
 
 def parse_number(value: str, what: str = BENCHMARK_VALUE) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = math.nan
+    # Only the decimal forms the index triggers read alike on every database.
+    number = float(value) if isinstance(value, str) and _NUMBER.fullmatch(value) else math.nan
     if not math.isfinite(number):
         raise invalid(f"Invalid {what} {value!r}: must be a finite number")
     return number

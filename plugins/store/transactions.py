@@ -1,11 +1,12 @@
-"""Run Hokusai's index upkeep inside MLflow's own write transaction.
+"""Run Hokusai's owner records inside MLflow's own write transaction (the
+registry index needs none: the database's triggers keep it, triggers.py).
 
 MLflow's SQLAlchemy stores open every write with ``self.ManagedSessionMaker(
 read_only=False)`` and commit when the block ends. ``SameTransaction`` replaces
 that factory with one that, when the store method set up work with ``upkeep``,
 runs the work on the same session just before MLflow's commit. If the work
-raises, MLflow's own handler rolls everything back: the index and MLflow's
-tables can never disagree, and a refused value leaves nothing half-written.
+raises, MLflow's own handler rolls everything back: the records and MLflow's
+tables can never disagree.
 """
 
 from __future__ import annotations

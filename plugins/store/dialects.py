@@ -1,0 +1,157 @@
+"""The few SQL fragments in which PostgreSQL and SQLite triggers differ, and how
+each dialect turns a trigger (triggers.py) into DDL.
+
+Value checks mirror tags.py's: the store refuses a bad value with a clear
+message before MLflow writes; a writer that bypasses the store gets the
+fragment's tolerant reading instead (NULL: not indexed).
+"""
+
+from __future__ import annotations
+
+import re
+
+import sqlalchemy as sa
+
+_REFUSED = "hokusai:"  # a refusal's message: this prefix and a code (``refused_code``)
+_REFUSAL = re.compile(re.escape(_REFUSED) + r"([a-z_]+)")
+
+
+def refused_code(message: str) -> str | None:
+    """The code of a trigger's refusal in a database error message, if it is one."""
+    match = _REFUSAL.search(message)
+    return match.group(1) if match else None
+
+
+class Postgres:
+    name = "postgresql"
+    now_ms = "CAST(extract(epoch FROM clock_timestamp()) * 1000 AS BIGINT)"
+    separator = "chr(31)"
+
+    @staticmethod
+    def position(needle: str, text: str) -> str:
+        return f"strpos({text}, {needle})"
+
+    @staticmethod
+    def number(v: str) -> str:
+        return (f"CASE WHEN {v} ~ '^ *[-+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)? *$' "
+                f"THEN CAST({v} AS DOUBLE PRECISION) END")
+
+    @staticmethod
+    def integer(v: str) -> str:
+        return f"CASE WHEN {v} ~ '^[0-9]{{1,9}}$' THEN CAST({v} AS INTEGER) END"
+
+    @staticmethod
+    def token(v: str) -> str:
+        return f"CASE WHEN {v} ~ '^[A-Za-z0-9]([A-Za-z0-9-]{{0,62}}[A-Za-z0-9])?$' THEN {v} END"
+
+    @staticmethod
+    def address(v: str) -> str:
+        return f"CASE WHEN {v} ~ '^0x[0-9a-fA-F]{{40}}$' THEN lower({v}) END"
+
+    @staticmethod
+    def insert_ignoring_conflicts(table: str, columns: str, select: str) -> str:
+        return f"INSERT INTO {table} ({columns}) {select} ON CONFLICT DO NOTHING"
+
+    @staticmethod
+    def refuse(code: str, condition: str) -> str:
+        # P0001 (raise_exception) reaches Python as an InternalError: MLflow's
+        # create_model_version retries IntegrityErrors, which would hide it.
+        return f"IF ({condition}) THEN RAISE EXCEPTION '{_REFUSED}{code}'; END IF"
+
+    @staticmethod
+    def only_if(condition: str, statements: list[str]) -> list[str]:
+        return [f"IF ({condition}) THEN\n" + ";\n".join(statements) + ";\nEND IF"]
+
+    @staticmethod
+    def existing_names(connection) -> set[str]:
+        rows = connection.execute(sa.text(
+            "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal AND tgname LIKE 'hokusai%'"))
+        return {row[0] for row in rows}
+
+    @staticmethod
+    def drop(connection, names: set[str]) -> None:
+        for name in names:
+            table = connection.execute(sa.text(
+                "SELECT tgrelid::regclass::text FROM pg_trigger WHERE tgname = :name"),
+                {"name": name}).scalar()
+            connection.exec_driver_sql(f"DROP TRIGGER IF EXISTS {name} ON {table}")
+            connection.exec_driver_sql(f"DROP FUNCTION IF EXISTS {name}()")
+
+    @staticmethod
+    def create(connection, name: str, table: str, events: list[str], when: str,
+               statements: list[str]) -> None:
+        body = ";\n".join(statements)
+        connection.exec_driver_sql(
+            f"CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $body$\n"
+            f"BEGIN\n{body};\nRETURN NULL;\nEND\n$body$")
+        condition = f" WHEN ({when})" if when else ""
+        connection.exec_driver_sql(
+            f"CREATE TRIGGER {name} AFTER {' OR '.join(events)} ON {table} "
+            f"FOR EACH ROW{condition} EXECUTE FUNCTION {name}()")
+
+
+class Sqlite:
+    name = "sqlite"
+    now_ms = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
+    separator = "char(31)"
+
+    @staticmethod
+    def position(needle: str, text: str) -> str:
+        return f"instr({text}, {needle})"
+
+    @staticmethod
+    def number(v: str) -> str:
+        return (f"CASE WHEN trim({v}) <> '' AND trim({v}) NOT GLOB '*[^0-9eE.+-]*' "
+                f"THEN CAST(trim({v}) AS REAL) END")
+
+    @staticmethod
+    def integer(v: str) -> str:
+        return (f"CASE WHEN length({v}) BETWEEN 1 AND 9 AND {v} NOT GLOB '*[^0-9]*' "
+                f"THEN CAST({v} AS INTEGER) END")
+
+    @staticmethod
+    def token(v: str) -> str:
+        return (f"CASE WHEN length({v}) BETWEEN 1 AND 64 AND {v} NOT GLOB '*[^A-Za-z0-9-]*' "
+                f"AND {v} NOT GLOB '-*' AND {v} NOT GLOB '*-' THEN {v} END")
+
+    @staticmethod
+    def address(v: str) -> str:
+        return (f"CASE WHEN length({v}) = 42 AND {v} GLOB '0x*' "
+                f"AND substr({v}, 3) NOT GLOB '*[^0-9a-fA-F]*' THEN lower({v}) END")
+
+    @staticmethod
+    def insert_ignoring_conflicts(table: str, columns: str, select: str) -> str:
+        return f"INSERT OR IGNORE INTO {table} ({columns}) {select}"
+
+    @staticmethod
+    def refuse(code: str, condition: str) -> str:
+        return f"SELECT RAISE(ABORT, '{_REFUSED}{code}') WHERE {condition}"
+
+    @staticmethod
+    def only_if(condition: str, statements: list[str]) -> list[str]:
+        return statements  # no branches in SQLite triggers: see triggers.py's callers
+
+    @staticmethod
+    def existing_names(connection) -> set[str]:
+        rows = connection.execute(sa.text(
+            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'hokusai%'"))
+        return {row[0] for row in rows}
+
+    @staticmethod
+    def drop(connection, names: set[str]) -> None:
+        for name in names:
+            connection.exec_driver_sql(f"DROP TRIGGER IF EXISTS {name}")
+
+    @staticmethod
+    def create(connection, name: str, table: str, events: list[str], when: str,
+               statements: list[str]) -> None:
+        # SQLite triggers take one event each.
+        body = "".join(f"{statement};\n" for statement in statements)
+        condition = f" WHEN {when}" if when else ""
+        for number, event in enumerate(events):
+            connection.exec_driver_sql(
+                f"CREATE TRIGGER {name}_{number} AFTER {event} ON {table} "
+                f"FOR EACH ROW{condition}\nBEGIN\n{body}END")
+
+
+DIALECTS = {dialect.name: dialect for dialect in (Postgres, Sqlite)}

@@ -1,0 +1,67 @@
+"""The triggers' refusals (triggers.py) as MLflow errors that say what is wrong.
+
+A trigger raises ``hokusai:<code>`` inside MLflow's statement. An engine
+``handle_error`` hook turns that into ``Refused`` at once: MLflow's
+``create_model_version`` retries IntegrityErrors (a concurrent version number)
+and would otherwise swallow it. The store call then explains the refusal with
+the names it was given and, for a token, which model holds it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import sqlalchemy as sa
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, RESOURCE_ALREADY_EXISTS
+from sqlalchemy import event
+
+from mlflow_hokusai.db.schema import tokens as T
+from mlflow_hokusai.plugins.store import tags
+from mlflow_hokusai.plugins.store.dialects import refused_code
+from mlflow_hokusai.plugins.store.sql import first
+
+
+class Refused(MlflowException):
+    def __init__(self, code: str):
+        super().__init__(f"Refused by the Hokusai registry index ({code})",
+                         INVALID_PARAMETER_VALUE)
+        self.code = code
+
+
+def _translate(context) -> None:
+    code = refused_code(str(context.original_exception))
+    if code is not None:
+        raise Refused(code) from context.original_exception
+
+
+def listen(engine) -> None:
+    if not event.contains(engine, "handle_error", _translate):
+        event.listen(engine, "handle_error", _translate)
+
+
+def _explain(session, code: str, name: str, version_tags: dict) -> MlflowException:
+    if code == "parent_version":
+        return tags.invalid(f"Invalid {tags.PARENT_VERSION} {version_tags.get(tags.PARENT_VERSION)}"
+                            f": must be an existing earlier version of model '{name}'")
+    token_id = version_tags.get(tags.TOKEN_ID)
+    holder = first(session, sa.select(T.c.model_name).where(T.c.token_key == token_id.lower())) \
+        if token_id else None
+    if code == "token_bound" and holder is not None and holder["model_name"] != name:
+        return MlflowException(f"Token '{token_id}' is already bound to registered model "
+                               f"'{holder['model_name']}'", RESOURCE_ALREADY_EXISTS)
+    held = first(session, sa.select(T.c.token_id).where(T.c.model_name == name))
+    return MlflowException(f"Registered model '{name}' is already bound to token "
+                           f"'{held['token_id'] if held else '?'}'; a model carries one token",
+                           RESOURCE_ALREADY_EXISTS)
+
+
+@contextlib.contextmanager
+def explained(store, name: str, version_tags: dict):
+    """Around a store call writing ``version_tags`` (parsed) on model ``name``."""
+    try:
+        yield
+    except Refused as refusal:
+        with store.ManagedSessionMaker() as session:
+            error = _explain(session, refusal.code, name, version_tags)
+        raise error from None

@@ -1,0 +1,237 @@
+"""The registry index, kept by the database: triggers on MLflow's registry tables
+write Hokusai's index (tables in mlflow_hokusai/db/schema.py) in the same
+statement that changes MLflow's row.
+
+Why triggers: the index costs no round trip of its own (written from Python,
+it added half again to a PostgreSQL ``create_model_version``), it commits or
+rolls back with MLflow's change, and writes that bypass Hokusai's store (a
+plain ``mlflow server``, MLflow's job runner, a script) are indexed too.
+
+The store still checks every Hokusai tag before MLflow writes (tags.py), for
+clear messages; the triggers refuse only what needs the database to know: a
+token bound to another model, a parent that is no earlier live version. A
+refusal raises ``hokusai:<code>``, which registry.py turns into an MLflow error.
+Each trigger is written once, as statements over a dialect's fragments.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Callable
+
+import sqlalchemy as sa
+from mlflow.entities.model_registry.model_version_stages import STAGE_DELETED_INTERNAL
+
+from mlflow_hokusai.db import migrate
+from mlflow_hokusai.plugins.store import tags
+from mlflow_hokusai.plugins.store.dialects import DIALECTS
+
+_logger = logging.getLogger(__name__)
+
+VERSION = 1  # bump when a trigger changes: install() then replaces the older set
+PREFIX = f"hokusai_v{VERSION}_"
+V, T, M = "hokusai_model_versions", "hokusai_tokens", "hokusai_registered_models"
+
+# The store passes the principal's key id to the version trigger inside MLflow's
+# own user_id value, after this separator; the trigger keeps only the name there.
+OWNER_SEPARATOR = "\x1f"  # chr(31): never part of a principal's name
+
+
+@dataclasses.dataclass(frozen=True)
+class Trigger:
+    name: str
+    table: str
+    events: tuple[str, ...]
+    when: str
+    statements: Callable[[type], list[str]]  # (dialect) -> SQL statements
+
+
+# -- helpers over a row (NEW or OLD) -------------------------------------------
+def _version(row: str) -> str:
+    return f"model_name = {row}.name AND version = {row}.version"
+
+
+def _live(row: str) -> str:
+    return f"EXISTS (SELECT 1 FROM {V} WHERE {_version(row)})"
+
+
+def _previous(row: str) -> str:
+    return (f"(SELECT max(p.version) FROM {V} p "
+            f"WHERE p.model_name = {row}.name AND p.version < {row}.version)")
+
+
+def _release_tokens(name: str) -> str:
+    """Unbind the model's token when no live version carries it any more."""
+    return (f"DELETE FROM {T} WHERE model_name = {name} AND NOT EXISTS "
+            f"(SELECT 1 FROM {V} v WHERE v.token_key = {T}.token_key)")
+
+
+def _direction(v: str) -> str:
+    return f"CASE WHEN lower(trim({v})) IN ('higher', 'lower') THEN lower(trim({v})) END"
+
+
+# -- model version tags: one body serves a set (NEW, its value) and a delete (OLD, NULL)
+def _metric(d, row, v):
+    return [f"UPDATE {V} SET benchmark_metric = CASE WHEN trim({v}) <> '' THEN {v} END "
+            f"WHERE {_version(row)}"]
+
+
+def _value(d, row, v):
+    number = d.number(v)
+    # A token's baseline is its binding version's value: the first one it has.
+    return [f"UPDATE {V} SET benchmark_value = {number} WHERE {_version(row)}",
+            f"UPDATE {T} SET baseline_value = {number} WHERE model_name = {row}.name "
+            f"AND baseline_version = {row}.version AND baseline_value IS NULL"]
+
+
+def _version_direction(d, row, v):
+    return [f"UPDATE {V} SET benchmark_direction = {_direction(v)} WHERE {_version(row)}"]
+
+
+def _contributor(d, row, v):
+    address = d.address(v)
+    return [f"UPDATE {V} SET contributor = {address}, contributed_at = CASE "
+            f"WHEN {address} IS NULL THEN NULL WHEN contributor = {address} THEN contributed_at "
+            f"ELSE {d.now_ms} END WHERE {_version(row)}"]
+
+
+def _parent(d, row, v):
+    parent = d.integer(v)
+    return [d.refuse("parent_version", f"{v} IS NOT NULL AND {_live(row)} AND NOT EXISTS "
+                     f"(SELECT 1 FROM {V} q WHERE q.model_name = {row}.name "
+                     f"AND q.version = {parent} AND q.version < {row}.version)"),
+            f"UPDATE {V} SET parent_version = COALESCE({parent}, {_previous(row)}), "
+            f"parent_explicit = ({parent} IS NOT NULL) WHERE {_version(row)}"]
+
+
+def _token(d, row, v):
+    token = d.token(v)
+    key = f"lower({token})"
+    bound_here = f"EXISTS (SELECT 1 FROM {T} t WHERE t.token_key = {key} AND t.model_name = {row}.name)"
+    # Every statement after the first changes nothing when the token is already
+    # bound to this model (the usual case): only_if skips them where it can.
+    return [
+        f"UPDATE {V} SET token_id = {token}, token_key = {key} WHERE {_version(row)}",
+        *d.only_if(f"NOT {bound_here}", [
+            # A model carries one token: another may replace it only when no
+            # other live version of the model carries it.
+            d.refuse("model_token", f"EXISTS (SELECT 1 FROM {T} t WHERE t.model_name = "
+                     f"{row}.name AND t.token_key <> {key} AND EXISTS (SELECT 1 FROM {V} o "
+                     f"WHERE o.model_name = {row}.name AND o.token_key = t.token_key "
+                     f"AND o.version <> {row}.version))"),
+            _release_tokens(f"{row}.name"),
+            d.insert_ignoring_conflicts(
+                T, "token_key, token_id, model_name, baseline_value, baseline_version, bound_at",
+                f"SELECT {key}, {token}, {row}.name, benchmark_value, {row}.version, {d.now_ms} "
+                f"FROM {V} WHERE {_version(row)} AND {token} IS NOT NULL"),
+            # Bound here now, or it is another model's (perhaps bound a moment ago by
+            # a concurrent writer, whose row the insert above then left alone).
+            d.refuse("token_bound", f"{token} IS NOT NULL AND {_live(row)} AND NOT {bound_here}"),
+        ]),
+    ]
+
+
+_VERSION_TAGS = {tags.BENCHMARK_METRIC: _metric, tags.BENCHMARK_VALUE: _value,
+                 tags.BENCHMARK_DIRECTION: _version_direction, tags.CONTRIBUTOR: _contributor,
+                 tags.PARENT_VERSION: _parent, tags.TOKEN_ID: _token}
+_NULL = "CAST(NULL AS VARCHAR(5000))"
+
+
+def _tag_triggers(table: str, short: str, key: str, body) -> list[Trigger]:
+    return [Trigger(f"{PREFIX}{short}_{key}_set", table, ("INSERT", "UPDATE OF value"),
+                    f"NEW.key = '{key}'", lambda d: body(d, "NEW", "NEW.value")),
+            Trigger(f"{PREFIX}{short}_{key}_unset", table, ("DELETE",),
+                    f"OLD.key = '{key}'", lambda d: body(d, "OLD", _NULL))]
+
+
+# -- model versions -------------------------------------------------------------
+def _version_created(d):
+    split = d.position(d.separator, "NEW.user_id")
+    owner = f"CASE WHEN {split} > 0 THEN substr(NEW.user_id, 1, {split} - 1) ELSE NEW.user_id END"
+    return [
+        f"INSERT INTO {V} (model_name, version, owner, owner_key_id, created_at, run_id, "
+        f"parent_version, parent_explicit) SELECT NEW.name, NEW.version, {owner}, "
+        f"CASE WHEN {split} > 0 THEN substr(NEW.user_id, {split} + 1) END, NEW.creation_time, "
+        f"NEW.run_id, {_previous('NEW')}, FALSE",
+        *d.only_if(f"{split} > 0", [
+            f"UPDATE model_versions SET user_id = {owner} WHERE workspace = NEW.workspace "
+            f"AND name = NEW.name AND version = NEW.version AND {split} > 0"]),
+    ]
+
+
+def _version_deleted(d):
+    # MLflow keeps a deleted version's row, marked with a stage of its own.
+    return [
+        # Children of the deleted version now descend from its parent.
+        f"UPDATE {V} SET parent_version = (SELECT gone.parent_version FROM {V} gone "
+        f"WHERE gone.model_name = NEW.name AND gone.version = NEW.version) "
+        f"WHERE model_name = NEW.name AND parent_version = NEW.version",
+        f"DELETE FROM {V} WHERE {_version('NEW')}",
+        _release_tokens("NEW.name"),
+    ]
+
+
+# -- registered models ------------------------------------------------------------
+def _model_created(d):
+    return [d.insert_ignoring_conflicts(M, "name, created_at",
+                                        "SELECT NEW.name, NEW.creation_time")]
+
+
+def _model_renamed(d):
+    return [f"UPDATE {table} SET {column} = NEW.name WHERE {column} = OLD.name"
+            for table, column in ((V, "model_name"), (T, "model_name"), (M, "name"))]
+
+
+def _model_deleted(d):
+    return [f"DELETE FROM {table} WHERE {column} = OLD.name"
+            for table, column in ((V, "model_name"), (T, "model_name"), (M, "name"))]
+
+
+def _model_direction(d, row, v):
+    return [f"UPDATE {M} SET benchmark_direction = {_direction(v)} WHERE name = {row}.name"]
+
+
+TRIGGERS: list[Trigger] = [
+    Trigger(f"{PREFIX}model_created", "registered_models", ("INSERT",), "", _model_created),
+    Trigger(f"{PREFIX}model_renamed", "registered_models", ("UPDATE OF name",),
+            "OLD.name <> NEW.name", _model_renamed),
+    Trigger(f"{PREFIX}model_deleted", "registered_models", ("DELETE",), "", _model_deleted),
+    *_tag_triggers("registered_model_tags", "model", tags.BENCHMARK_DIRECTION,
+                   _model_direction),
+    Trigger(f"{PREFIX}version_created", "model_versions", ("INSERT",), "", _version_created),
+    Trigger(f"{PREFIX}version_deleted", "model_versions", ("UPDATE OF current_stage",),
+            f"NEW.current_stage = '{STAGE_DELETED_INTERNAL}' "
+            f"AND COALESCE(OLD.current_stage, '') <> '{STAGE_DELETED_INTERNAL}'",
+            _version_deleted),
+    *(trigger for key, body in _VERSION_TAGS.items()
+      for trigger in _tag_triggers("model_version_tags", "version", key, body)),
+]
+
+
+def supported(engine) -> bool:
+    return engine.dialect.name in DIALECTS
+
+
+def _installed(connection, dialect) -> bool:
+    return any(name.startswith(PREFIX) for name in dialect.existing_names(connection))
+
+
+def install(engine) -> bool:
+    """Create the triggers on a database holding MLflow's registry tables, or
+    replace an older set; returns True if it changed anything."""
+    dialect = DIALECTS[engine.dialect.name]
+    with engine.connect() as connection:
+        if not sa.inspect(connection).has_table("model_version_tags") \
+                or _installed(connection, dialect):
+            return False
+    with migrate.locked(engine), engine.begin() as connection:
+        existing = dialect.existing_names(connection)
+        if any(name.startswith(PREFIX) for name in existing):
+            return False  # another worker installed them meanwhile
+        dialect.drop(connection, existing)
+        for trigger in TRIGGERS:
+            dialect.create(connection, trigger.name, trigger.table, list(trigger.events),
+                           trigger.when, trigger.statements(dialect))
+    _logger.info("Registry index triggers installed (version %d)", VERSION)
+    return True

@@ -1,0 +1,41 @@
+"""The triggers that keep the registry index: installed once per database, and
+an older set replaced when they change."""
+
+import sqlalchemy as sa
+from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore
+
+from mlflow_hokusai.db import migrate
+from mlflow_hokusai.plugins.store import triggers
+from mlflow_hokusai.plugins.store.dialects import DIALECTS
+
+
+def _names(engine) -> set[str]:
+    with engine.connect() as connection:
+        return DIALECTS[engine.dialect.name].existing_names(connection)
+
+
+def test_install_creates_the_triggers_once_and_replaces_an_older_set(tmp_path,
+                                                                      make_postgres_database):
+    for uri in (f"sqlite:///{tmp_path}/t.db", make_postgres_database()):
+        engine = SqlAlchemyStore(uri).engine  # MLflow's tables, then Hokusai's
+        migrate.upgrade(engine)
+        assert triggers.install(engine) is True
+        installed = _names(engine)
+        assert installed and all(name.startswith(triggers.PREFIX) for name in installed)
+        assert triggers.install(engine) is False and _names(engine) == installed
+
+        old = "hokusai_v0_version_tag"
+        with engine.begin() as connection:
+            DIALECTS[engine.dialect.name].drop(connection, installed)
+            DIALECTS[engine.dialect.name].create(
+                connection, old, "model_version_tags", ["INSERT"], "",
+                ["DELETE FROM hokusai_tokens WHERE 1 = 0"])
+        assert old in "".join(_names(engine))
+        assert triggers.install(engine) is True
+        assert _names(engine) == installed  # the old one dropped
+        engine.dispose()
+
+
+def test_a_database_without_mlflow_tables_gets_no_triggers(tmp_path):
+    engine = sa.create_engine(f"sqlite:///{tmp_path}/keys.db")
+    assert triggers.install(engine) is False and _names(engine) == set()
