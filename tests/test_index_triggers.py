@@ -27,9 +27,9 @@ def test_install_creates_the_triggers_once_and_replaces_an_older_set(tmp_path,
         old = "hokusai_v0_version_tag"
         with engine.begin() as connection:
             DIALECTS[engine.dialect.name].drop(connection, installed)
-            DIALECTS[engine.dialect.name].create(
-                connection, old, "model_version_tags", ["INSERT"], "",
-                ["DELETE FROM hokusai_tokens WHERE 1 = 0"])
+            DIALECTS[engine.dialect.name].create(connection, triggers.Trigger(
+                old, "model_version_tags", ("INSERT",), "",
+                lambda dialect: ["DELETE FROM hokusai_tokens WHERE 1 = 0"]))
         assert old in "".join(_names(engine))
         assert triggers.install(engine) is True
         assert _names(engine) == installed  # the old one dropped

@@ -67,9 +67,7 @@ model_versions = sa.Table(
     # lookup), so a change to an earlier version can never leave them stale.
     sa.Column("contributor", sa.String(42), nullable=True),
     sa.Column("contributed_at", sa.BigInteger, nullable=True),
-    sa.Index("ix_hokusai_model_versions_token_key", "token_key"),
     sa.Index("ix_hokusai_model_versions_contributor", "contributor", "contributed_at"),
-    sa.Index("ix_hokusai_model_versions_parent", "model_name", "parent_version"),
 )
 
 tokens = sa.Table(

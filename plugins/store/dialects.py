@@ -23,6 +23,9 @@ def refused_code(message: str) -> str | None:
 
 
 class Postgres:
+    """Runs a new version's trigger at commit (deferred), where one INSERT reads
+    all its tags; their own triggers, earlier, find no index row and skip."""
+
     name = "postgresql"
     now_ms = "CAST(extract(epoch FROM clock_timestamp()) * 1000 AS BIGINT)"
     separator = "chr(31)"
@@ -77,20 +80,33 @@ class Postgres:
             connection.exec_driver_sql(f"DROP TRIGGER IF EXISTS {name} ON {table}")
             connection.exec_driver_sql(f"DROP FUNCTION IF EXISTS {name}()")
 
-    @staticmethod
-    def create(connection, name: str, table: str, events: list[str], when: str,
-               statements: list[str]) -> None:
-        body = ";\n".join(statements)
+    @classmethod
+    def create(cls, connection, trigger) -> None:
+        name = trigger.name
+        when = trigger.when
+        if trigger.by_key:
+            keys = ", ".join(f"'{key}'" for key in trigger.by_key)
+            when = f"{trigger.row}.key IN ({keys})"
+            body = "\nELS".join(f"IF {trigger.row}.key = '{key}' THEN\n"
+                                + ";\n".join(statements(cls)) + ";"
+                                for key, statements in trigger.by_key.items()) + "\nEND IF"
+        else:
+            body = ";\n".join(trigger.statements(cls))
         connection.exec_driver_sql(
             f"CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $body$\n"
             f"BEGIN\n{body};\nRETURN NULL;\nEND\n$body$")
+        kind = "CONSTRAINT TRIGGER" if trigger.deferred else "TRIGGER"
+        timing = " DEFERRABLE INITIALLY DEFERRED" if trigger.deferred else ""
         condition = f" WHEN ({when})" if when else ""
         connection.exec_driver_sql(
-            f"CREATE TRIGGER {name} AFTER {' OR '.join(events)} ON {table} "
-            f"FOR EACH ROW{condition} EXECUTE FUNCTION {name}()")
+            f"CREATE {kind} {name} AFTER {' OR '.join(trigger.events)} ON {trigger.table}"
+            f"{timing} FOR EACH ROW{condition} EXECUTE FUNCTION {name}()")
 
 
 class Sqlite:
+    """No deferred triggers: a new version's trigger inserts its row before MLflow
+    inserts the tags, whose own triggers then fill it in."""
+
     name = "sqlite"
     now_ms = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
     separator = "char(31)"
@@ -142,16 +158,21 @@ class Sqlite:
         for name in names:
             connection.exec_driver_sql(f"DROP TRIGGER IF EXISTS {name}")
 
-    @staticmethod
-    def create(connection, name: str, table: str, events: list[str], when: str,
-               statements: list[str]) -> None:
-        # SQLite triggers take one event each.
-        body = "".join(f"{statement};\n" for statement in statements)
-        condition = f" WHEN {when}" if when else ""
-        for number, event in enumerate(events):
-            connection.exec_driver_sql(
-                f"CREATE TRIGGER {name}_{number} AFTER {event} ON {table} "
-                f"FOR EACH ROW{condition}\nBEGIN\n{body}END")
+    @classmethod
+    def create(cls, connection, trigger) -> None:
+        # SQLite triggers take one event each, none is deferred, none branches.
+        if trigger.by_key:
+            parts = {f"{trigger.name}_{key}": (f"{trigger.row}.key = '{key}'", statements)
+                     for key, statements in trigger.by_key.items()}
+        else:
+            parts = {trigger.name: (trigger.when, trigger.statements)}
+        for name, (when, statements) in parts.items():
+            body = "".join(f"{statement};\n" for statement in statements(cls))
+            condition = f" WHEN {when}" if when else ""
+            for number, event in enumerate(trigger.events):
+                connection.exec_driver_sql(
+                    f"CREATE TRIGGER {name}_{number} AFTER {event} ON {trigger.table} "
+                    f"FOR EACH ROW{condition}\nBEGIN\n{body}END")
 
 
 DIALECTS = {dialect.name: dialect for dialect in (Postgres, Sqlite)}

@@ -17,6 +17,7 @@ Each trigger is written once, as statements over a dialect's fragments.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from typing import Callable
 
@@ -29,7 +30,7 @@ from mlflow_hokusai.plugins.store.dialects import DIALECTS
 
 _logger = logging.getLogger(__name__)
 
-VERSION = 1  # bump when a trigger changes: install() then replaces the older set
+VERSION = 2  # bump when a trigger changes: install() then replaces the older set
 PREFIX = f"hokusai_v{VERSION}_"
 V, T, M = "hokusai_model_versions", "hokusai_tokens", "hokusai_registered_models"
 
@@ -44,7 +45,13 @@ class Trigger:
     table: str
     events: tuple[str, ...]
     when: str
-    statements: Callable[[type], list[str]]  # (dialect) -> SQL statements
+    statements: Callable[[type], list[str]] | None  # (dialect) -> SQL statements
+    # Run at commit, where the dialect can (PostgreSQL's constraint triggers).
+    deferred: bool = False
+    # Instead of ``statements``, for a tag table: statements per tag key, run for
+    # the ``row``'s key alone (one trigger per key where the dialect can't branch).
+    by_key: dict[str, Callable[[type], list[str]]] | None = None
+    row: str = "NEW"
 
 
 # -- helpers over a row (NEW or OLD) -------------------------------------------
@@ -62,9 +69,11 @@ def _previous(row: str) -> str:
 
 
 def _release_tokens(name: str) -> str:
-    """Unbind the model's token when no live version carries it any more."""
+    """Unbind the model's token when no live version carries it any more (a walk
+    over the model's versions: rare, and it spares every version an index)."""
     return (f"DELETE FROM {T} WHERE model_name = {name} AND NOT EXISTS "
-            f"(SELECT 1 FROM {V} v WHERE v.token_key = {T}.token_key)")
+            f"(SELECT 1 FROM {V} v WHERE v.model_name = {T}.model_name "
+            f"AND v.token_key = {T}.token_key)")
 
 
 def _direction(v: str) -> str:
@@ -72,9 +81,12 @@ def _direction(v: str) -> str:
 
 
 # -- model version tags: one body serves a set (NEW, its value) and a delete (OLD, NULL)
+def _metric_of(v: str) -> str:
+    return f"CASE WHEN trim({v}) <> '' THEN {v} END"
+
+
 def _metric(d, row, v):
-    return [f"UPDATE {V} SET benchmark_metric = CASE WHEN trim({v}) <> '' THEN {v} END "
-            f"WHERE {_version(row)}"]
+    return [f"UPDATE {V} SET benchmark_metric = {_metric_of(v)} WHERE {_version(row)}"]
 
 
 def _value(d, row, v):
@@ -96,40 +108,54 @@ def _contributor(d, row, v):
             f"ELSE {d.now_ms} END WHERE {_version(row)}"]
 
 
-def _parent(d, row, v):
+def _parent_check(d, row, v):
     parent = d.integer(v)
     return [d.refuse("parent_version", f"{v} IS NOT NULL AND {_live(row)} AND NOT EXISTS "
                      f"(SELECT 1 FROM {V} q WHERE q.model_name = {row}.name "
-                     f"AND q.version = {parent} AND q.version < {row}.version)"),
+                     f"AND q.version = {parent} AND q.version < {row}.version)")]
+
+
+def _parent(d, row, v):
+    parent = d.integer(v)
+    return [*_parent_check(d, row, v),
             f"UPDATE {V} SET parent_version = COALESCE({parent}, {_previous(row)}), "
             f"parent_explicit = ({parent} IS NOT NULL) WHERE {_version(row)}"]
 
 
+def _bound_here(row: str, token: str) -> str:
+    return (f"EXISTS (SELECT 1 FROM {T} t WHERE t.token_key = lower({token}) "
+            f"AND t.model_name = {row}.name)")
+
+
+def _token_binding(d, row, token):
+    """Bind the version's token (``token``: a valid one, or NULL) to its model, or
+    refuse. Nothing here changes anything when the token is already bound to this
+    model (the usual case): callers skip it then, where the dialect can branch."""
+    key = f"lower({token})"
+    return [
+        # A model carries one token: another may replace it only when no other
+        # live version of the model carries it.
+        d.refuse("model_token", f"EXISTS (SELECT 1 FROM {T} t WHERE t.model_name = "
+                 f"{row}.name AND t.token_key <> {key} AND EXISTS (SELECT 1 FROM {V} o "
+                 f"WHERE o.model_name = {row}.name AND o.token_key = t.token_key "
+                 f"AND o.version <> {row}.version))"),
+        _release_tokens(f"{row}.name"),
+        d.insert_ignoring_conflicts(
+            T, "token_key, token_id, model_name, baseline_value, baseline_version, bound_at",
+            f"SELECT {key}, {token}, {row}.name, benchmark_value, {row}.version, {d.now_ms} "
+            f"FROM {V} WHERE {_version(row)} AND {token} IS NOT NULL"),
+        # Bound here now, or it is another model's (perhaps bound a moment ago by a
+        # concurrent writer, whose row the insert above then left alone).
+        d.refuse("token_bound",
+                 f"{token} IS NOT NULL AND {_live(row)} AND NOT {_bound_here(row, token)}"),
+    ]
+
+
 def _token(d, row, v):
     token = d.token(v)
-    key = f"lower({token})"
-    bound_here = f"EXISTS (SELECT 1 FROM {T} t WHERE t.token_key = {key} AND t.model_name = {row}.name)"
-    # Every statement after the first changes nothing when the token is already
-    # bound to this model (the usual case): only_if skips them where it can.
-    return [
-        f"UPDATE {V} SET token_id = {token}, token_key = {key} WHERE {_version(row)}",
-        *d.only_if(f"NOT {bound_here}", [
-            # A model carries one token: another may replace it only when no
-            # other live version of the model carries it.
-            d.refuse("model_token", f"EXISTS (SELECT 1 FROM {T} t WHERE t.model_name = "
-                     f"{row}.name AND t.token_key <> {key} AND EXISTS (SELECT 1 FROM {V} o "
-                     f"WHERE o.model_name = {row}.name AND o.token_key = t.token_key "
-                     f"AND o.version <> {row}.version))"),
-            _release_tokens(f"{row}.name"),
-            d.insert_ignoring_conflicts(
-                T, "token_key, token_id, model_name, baseline_value, baseline_version, bound_at",
-                f"SELECT {key}, {token}, {row}.name, benchmark_value, {row}.version, {d.now_ms} "
-                f"FROM {V} WHERE {_version(row)} AND {token} IS NOT NULL"),
-            # Bound here now, or it is another model's (perhaps bound a moment ago by
-            # a concurrent writer, whose row the insert above then left alone).
-            d.refuse("token_bound", f"{token} IS NOT NULL AND {_live(row)} AND NOT {bound_here}"),
-        ]),
-    ]
+    return [f"UPDATE {V} SET token_id = {token}, token_key = lower({token}) "
+            f"WHERE {_version(row)}",
+            *d.only_if(f"NOT {_bound_here(row, token)}", _token_binding(d, row, token))]
 
 
 _VERSION_TAGS = {tags.BENCHMARK_METRIC: _metric, tags.BENCHMARK_VALUE: _value,
@@ -138,22 +164,61 @@ _VERSION_TAGS = {tags.BENCHMARK_METRIC: _metric, tags.BENCHMARK_VALUE: _value,
 _NULL = "CAST(NULL AS VARCHAR(5000))"
 
 
-def _tag_triggers(table: str, short: str, key: str, body) -> list[Trigger]:
-    return [Trigger(f"{PREFIX}{short}_{key}_set", table, ("INSERT", "UPDATE OF value"),
-                    f"NEW.key = '{key}'", lambda d: body(d, "NEW", "NEW.value")),
-            Trigger(f"{PREFIX}{short}_{key}_unset", table, ("DELETE",),
-                    f"OLD.key = '{key}'", lambda d: body(d, "OLD", _NULL))]
+def _of_live_version(body):
+    """A version tag's body, skipped (where the dialect can) while the version has
+    no index row: on PostgreSQL, until the commit that creates the version."""
+    return lambda d, row, v: d.only_if(_live(row), body(d, row, v))
+
+
+def _tag_triggers(table: str, short: str, bodies: dict) -> list[Trigger]:
+    """A set (NEW, its value) and a delete (OLD, NULL) trigger over the keys of
+    ``bodies``: (dialect, row, value) -> statements."""
+    def by_key(row, value):
+        return {key: functools.partial(body, row=row, v=value) for key, body in bodies.items()}
+
+    return [Trigger(f"{PREFIX}{short}_set", table, ("INSERT", "UPDATE OF value"), "", None,
+                    by_key=by_key("NEW", "NEW.value"), row="NEW"),
+            Trigger(f"{PREFIX}{short}_unset", table, ("DELETE",), "", None,
+                    by_key=by_key("OLD", _NULL), row="OLD")]
 
 
 # -- model versions -------------------------------------------------------------
+def _tag_of(key: str) -> str:
+    return (f"(SELECT value FROM model_version_tags WHERE workspace = NEW.workspace "
+            f"AND name = NEW.name AND version = NEW.version AND key = '{key}')")
+
+
 def _version_created(d):
+    """The version's whole index row, from its tags as they are when this runs: at
+    commit on PostgreSQL (deferred), so one INSERT instead of one UPDATE per tag;
+    before MLflow inserts the tags on SQLite, whose tag triggers then fill it in."""
     split = d.position(d.separator, "NEW.user_id")
     owner = f"CASE WHEN {split} > 0 THEN substr(NEW.user_id, 1, {split} - 1) ELSE NEW.user_id END"
+    column = {key: f"t.{key}" for key in _VERSION_TAGS}
+    pivot = ", ".join(f"max(CASE WHEN key = '{key}' THEN value END) AS {key}"
+                      for key in _VERSION_TAGS)
+    token, parent = d.token(column[tags.TOKEN_ID]), d.integer(column[tags.PARENT_VERSION])
+    address = d.address(column[tags.CONTRIBUTOR])
+    parent_tag = _tag_of(tags.PARENT_VERSION)
+    indexed_token = f"(SELECT token_id FROM {V} WHERE {_version('NEW')})"
     return [
         f"INSERT INTO {V} (model_name, version, owner, owner_key_id, created_at, run_id, "
-        f"parent_version, parent_explicit) SELECT NEW.name, NEW.version, {owner}, "
+        f"parent_version, parent_explicit, token_id, token_key, benchmark_metric, "
+        f"benchmark_value, benchmark_direction, contributor, contributed_at) "
+        f"SELECT NEW.name, NEW.version, {owner}, "
         f"CASE WHEN {split} > 0 THEN substr(NEW.user_id, {split} + 1) END, NEW.creation_time, "
-        f"NEW.run_id, {_previous('NEW')}, FALSE",
+        f"NEW.run_id, COALESCE({parent}, {_previous('NEW')}), ({parent} IS NOT NULL), "
+        f"{token}, lower({token}), {_metric_of(column[tags.BENCHMARK_METRIC])}, "
+        f"{d.number(column[tags.BENCHMARK_VALUE])}, "
+        f"{_direction(column[tags.BENCHMARK_DIRECTION])}, {address}, "
+        f"CASE WHEN {address} IS NOT NULL THEN NEW.creation_time END "
+        f"FROM (SELECT {pivot} FROM model_version_tags WHERE workspace = NEW.workspace "
+        f"AND name = NEW.name AND version = NEW.version) t",
+        # Each check costs a query: one condition tells whether any is needed.
+        *d.only_if(f"{parent_tag} IS NOT NULL OR ({indexed_token} IS NOT NULL "
+                   f"AND NOT {_bound_here('NEW', indexed_token)})", [
+            *_parent_check(d, "NEW", parent_tag),
+            *_token_binding(d, "NEW", indexed_token)]),
         *d.only_if(f"{split} > 0", [
             f"UPDATE model_versions SET user_id = {owner} WHERE workspace = NEW.workspace "
             f"AND name = NEW.name AND version = NEW.version AND {split} > 0"]),
@@ -197,15 +262,16 @@ TRIGGERS: list[Trigger] = [
     Trigger(f"{PREFIX}model_renamed", "registered_models", ("UPDATE OF name",),
             "OLD.name <> NEW.name", _model_renamed),
     Trigger(f"{PREFIX}model_deleted", "registered_models", ("DELETE",), "", _model_deleted),
-    *_tag_triggers("registered_model_tags", "model", tags.BENCHMARK_DIRECTION,
-                   _model_direction),
-    Trigger(f"{PREFIX}version_created", "model_versions", ("INSERT",), "", _version_created),
+    *_tag_triggers("registered_model_tags", "model_tag",
+                   {tags.BENCHMARK_DIRECTION: _model_direction}),
+    Trigger(f"{PREFIX}version_created", "model_versions", ("INSERT",), "", _version_created,
+            deferred=True),
     Trigger(f"{PREFIX}version_deleted", "model_versions", ("UPDATE OF current_stage",),
             f"NEW.current_stage = '{STAGE_DELETED_INTERNAL}' "
             f"AND COALESCE(OLD.current_stage, '') <> '{STAGE_DELETED_INTERNAL}'",
             _version_deleted),
-    *(trigger for key, body in _VERSION_TAGS.items()
-      for trigger in _tag_triggers("model_version_tags", "version", key, body)),
+    *_tag_triggers("model_version_tags", "version_tag",
+                   {key: _of_live_version(body) for key, body in _VERSION_TAGS.items()}),
 ]
 
 
@@ -231,7 +297,6 @@ def install(engine) -> bool:
             return False  # another worker installed them meanwhile
         dialect.drop(connection, existing)
         for trigger in TRIGGERS:
-            dialect.create(connection, trigger.name, trigger.table, list(trigger.events),
-                           trigger.when, trigger.statements(dialect))
+            dialect.create(connection, trigger)
     _logger.info("Registry index triggers installed (version %d)", VERSION)
     return True
