@@ -6,6 +6,7 @@ from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore
 
 from mlflow_hokusai.db import migrate
 from mlflow_hokusai.plugins.store import triggers
+from mlflow_hokusai.plugins.store.registry import registry_store_class
 from mlflow_hokusai.plugins.store.dialects import DIALECTS
 
 
@@ -39,3 +40,23 @@ def test_install_creates_the_triggers_once_and_replaces_an_older_set(tmp_path,
 def test_a_database_without_mlflow_tables_gets_no_triggers(tmp_path):
     engine = sa.create_engine(f"sqlite:///{tmp_path}/keys.db")
     assert triggers.install(engine) is False and _names(engine) == set()
+
+
+def test_sqlite_sessions_keep_mlflows_settings_without_repeating_them(tmp_path):
+    """MLflow's per-session PRAGMAs expire the connection's prepared statements
+    (recompiling the triggers); the store sends each once per connection."""
+    store = registry_store_class()(f"sqlite:///{tmp_path}/r.db")
+    sent = []
+    sa.event.listen(store.engine, "after_cursor_execute", lambda conn, cursor, statement, *_:
+                    sent.append((id(conn.connection.dbapi_connection), statement)))
+    for number in range(5):
+        store.create_registered_model(f"m{number}")
+    pragmas = [sent_on for sent_on in sent if sent_on[1].startswith("PRAGMA")]
+    for setting in ("PRAGMA case_sensitive_like = true;", "PRAGMA foreign_keys = ON;"):
+        on = [connection for connection, statement in pragmas if statement == setting]
+        assert on and len(on) == len(set(on))  # once per connection
+    assert len(pragmas) < 3 * 5  # not three PRAGMAs per session any more
+    with store.ManagedSessionMaker() as session:  # the settings hold all the same
+        assert session.execute(sa.text("PRAGMA foreign_keys")).scalar() == 1
+        assert session.execute(sa.text("SELECT 'a' LIKE 'A'")).scalar() == 0
+    store.engine.dispose()

@@ -34,22 +34,23 @@ class Postgres:
     def position(needle: str, text: str) -> str:
         return f"strpos({text}, {needle})"
 
-    @staticmethod
-    def number(v: str) -> str:
-        return (f"CASE WHEN {v} ~ '^ *[-+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)? *$' "
-                f"THEN CAST({v} AS DOUBLE PRECISION) END")
+    real = "DOUBLE PRECISION"
 
     @staticmethod
-    def integer(v: str) -> str:
-        return f"CASE WHEN {v} ~ '^[0-9]{{1,9}}$' THEN CAST({v} AS INTEGER) END"
+    def is_number(v: str) -> str:
+        return f"{v} ~ '^ *[-+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)? *$'"
 
     @staticmethod
-    def token(v: str) -> str:
-        return f"CASE WHEN {v} ~ '^[A-Za-z0-9]([A-Za-z0-9-]{{0,62}}[A-Za-z0-9])?$' THEN {v} END"
+    def is_integer(v: str) -> str:
+        return f"{v} ~ '^[0-9]{{1,9}}$'"
 
     @staticmethod
-    def address(v: str) -> str:
-        return f"CASE WHEN {v} ~ '^0x[0-9a-fA-F]{{40}}$' THEN lower({v}) END"
+    def is_token(v: str) -> str:
+        return f"{v} ~ '^[A-Za-z0-9]([A-Za-z0-9-]{{0,62}}[A-Za-z0-9])?$'"
+
+    @staticmethod
+    def is_address(v: str) -> str:
+        return f"{v} ~ '^0x[0-9a-fA-F]{{40}}$'"
 
     @staticmethod
     def insert_ignoring_conflicts(table: str, columns: str, select: str) -> str:
@@ -81,15 +82,26 @@ class Postgres:
             connection.exec_driver_sql(f"DROP FUNCTION IF EXISTS {name}()")
 
     @classmethod
+    def _branches(cls, branches) -> str:
+        """The first branch whose condition holds (None: always)."""
+        parts = []
+        for condition, statements in branches:
+            code = ";\n".join(statements(cls)) + ";"
+            if condition is None:
+                parts.append(code if not parts else f"ELSE\n{code}")
+            else:
+                parts.append(f"{'ELSIF' if parts else 'IF'} ({condition(cls)}) THEN\n{code}")
+        return "\n".join(parts) + ("\nEND IF;" if branches[0][0] is not None else "")
+
+    @classmethod
     def create(cls, connection, trigger) -> None:
         name = trigger.name
         when = trigger.when
         if trigger.by_key:
             keys = ", ".join(f"'{key}'" for key in trigger.by_key)
             when = f"{trigger.row}.key IN ({keys})"
-            body = "\nELS".join(f"IF {trigger.row}.key = '{key}' THEN\n"
-                                + ";\n".join(statements(cls)) + ";"
-                                for key, statements in trigger.by_key.items()) + "\nEND IF"
+            body = "\nELS".join(f"IF {trigger.row}.key = '{key}' THEN\n" + cls._branches(branches)
+                                for key, branches in trigger.by_key.items()) + "\nEND IF"
         else:
             body = ";\n".join(trigger.statements(cls))
         connection.exec_driver_sql(
@@ -115,25 +127,25 @@ class Sqlite:
     def position(needle: str, text: str) -> str:
         return f"instr({text}, {needle})"
 
-    @staticmethod
-    def number(v: str) -> str:
-        return (f"CASE WHEN trim({v}) <> '' AND trim({v}) NOT GLOB '*[^0-9eE.+-]*' "
-                f"THEN CAST(trim({v}) AS REAL) END")
+    real = "REAL"
 
     @staticmethod
-    def integer(v: str) -> str:
-        return (f"CASE WHEN length({v}) BETWEEN 1 AND 9 AND {v} NOT GLOB '*[^0-9]*' "
-                f"THEN CAST({v} AS INTEGER) END")
+    def is_number(v: str) -> str:
+        return f"trim({v}) <> '' AND trim({v}) NOT GLOB '*[^0-9eE.+-]*'"
 
     @staticmethod
-    def token(v: str) -> str:
-        return (f"CASE WHEN length({v}) BETWEEN 1 AND 64 AND {v} NOT GLOB '*[^A-Za-z0-9-]*' "
-                f"AND {v} NOT GLOB '-*' AND {v} NOT GLOB '*-' THEN {v} END")
+    def is_integer(v: str) -> str:
+        return f"length({v}) BETWEEN 1 AND 9 AND {v} NOT GLOB '*[^0-9]*'"
 
     @staticmethod
-    def address(v: str) -> str:
-        return (f"CASE WHEN length({v}) = 42 AND {v} GLOB '0x*' "
-                f"AND substr({v}, 3) NOT GLOB '*[^0-9a-fA-F]*' THEN lower({v}) END")
+    def is_token(v: str) -> str:
+        return (f"length({v}) BETWEEN 1 AND 64 AND {v} NOT GLOB '*[^A-Za-z0-9-]*' "
+                f"AND {v} NOT GLOB '-*' AND {v} NOT GLOB '*-'")
+
+    @staticmethod
+    def is_address(v: str) -> str:
+        return (f"length({v}) = 42 AND {v} GLOB '0x*' "
+                f"AND substr({v}, 3) NOT GLOB '*[^0-9a-fA-F]*'")
 
     @staticmethod
     def insert_ignoring_conflicts(table: str, columns: str, select: str) -> str:
@@ -162,8 +174,12 @@ class Sqlite:
     def create(cls, connection, trigger) -> None:
         # SQLite triggers take one event each, none is deferred, none branches.
         if trigger.by_key:
-            parts = {f"{trigger.name}_{key}": (f"{trigger.row}.key = '{key}'", statements)
-                     for key, statements in trigger.by_key.items()}
+            # A trigger per branch; the branches' conditions exclude each other.
+            parts = {f"{trigger.name}_{key}_{number}": (
+                f"{trigger.row}.key = '{key}'"
+                + (f" AND ({condition(cls)})" if condition else ""), statements)
+                for key, branches in trigger.by_key.items()
+                for number, (condition, statements) in enumerate(branches)}
         else:
             parts = {trigger.name: (trigger.when, trigger.statements)}
         for name, (when, statements) in parts.items():

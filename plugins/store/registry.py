@@ -16,7 +16,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore
 from mlflow.store.model_registry.sqlalchemy_workspace_store import WorkspaceAwareSqlAlchemyStore
 
-from mlflow_hokusai.plugins.store import backfill, owners, refusals, transactions, triggers
+from mlflow_hokusai.plugins.store import (backfill, owners, refusals, sqlite_pragmas,
+                                          transactions, triggers)
 from mlflow_hokusai.plugins.store import tags as hokusai_tags
 from mlflow_hokusai.plugins.store.owners import Owner
 
@@ -32,6 +33,7 @@ class HokusaiRegistryMixin:
                 f"PostgreSQL and SQLite; {self.engine.dialect.name} is not supported")
         backfill.prepare(self.engine)
         refusals.listen(self.engine)
+        sqlite_pragmas.install(self.engine)
         transactions.install(self)
 
     # -- registered models -----------------------------------------------------

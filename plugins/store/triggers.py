@@ -30,7 +30,7 @@ from mlflow_hokusai.plugins.store.dialects import DIALECTS
 
 _logger = logging.getLogger(__name__)
 
-VERSION = 2  # bump when a trigger changes: install() then replaces the older set
+VERSION = 3  # bump when a trigger changes: install() then replaces the older set
 PREFIX = f"hokusai_v{VERSION}_"
 V, T, M = "hokusai_model_versions", "hokusai_tokens", "hokusai_registered_models"
 
@@ -48,9 +48,10 @@ class Trigger:
     statements: Callable[[type], list[str]] | None  # (dialect) -> SQL statements
     # Run at commit, where the dialect can (PostgreSQL's constraint triggers).
     deferred: bool = False
-    # Instead of ``statements``, for a tag table: statements per tag key, run for
-    # the ``row``'s key alone (one trigger per key where the dialect can't branch).
-    by_key: dict[str, Callable[[type], list[str]]] | None = None
+    # Instead of ``statements``, for a tag table: per tag key, branches of
+    # (condition or None, statements) for the ``row``'s key alone, the first whose
+    # condition holds (a trigger per branch where the dialect can't branch).
+    by_key: dict[str, list[tuple]] | None = None
     row: str = "NEW"
 
 
@@ -76,50 +77,69 @@ def _release_tokens(name: str) -> str:
             f"AND v.token_key = {T}.token_key)")
 
 
-def _direction(v: str) -> str:
-    return f"CASE WHEN lower(trim({v})) IN ('higher', 'lower') THEN lower(trim({v})) END"
+# -- how the index reads a tag's value ---------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Reading:
+    valid: Callable[[type, str], str]  # (dialect, raw value) -> condition
+    value: Callable[[type, str], str]  # (dialect, valid raw value) -> the indexed value
 
 
-# -- model version tags: one body serves a set (NEW, its value) and a delete (OLD, NULL)
-def _metric_of(v: str) -> str:
-    return f"CASE WHEN trim({v}) <> '' THEN {v} END"
+_READINGS = {
+    tags.TOKEN_ID: Reading(lambda d, v: d.is_token(v), lambda d, v: v),
+    tags.BENCHMARK_METRIC: Reading(lambda d, v: f"trim({v}) <> ''", lambda d, v: v),
+    tags.BENCHMARK_VALUE: Reading(lambda d, v: d.is_number(v),
+                                  lambda d, v: f"CAST({v} AS {d.real})"),
+    tags.BENCHMARK_DIRECTION: Reading(lambda d, v: f"lower(trim({v})) IN ('higher', 'lower')",
+                                      lambda d, v: f"lower(trim({v}))"),
+    tags.CONTRIBUTOR: Reading(lambda d, v: d.is_address(v), lambda d, v: f"lower({v})"),
+    tags.PARENT_VERSION: Reading(lambda d, v: d.is_integer(v),
+                                 lambda d, v: f"CAST({v} AS INTEGER)"),
+}
 
 
-def _metric(d, row, v):
-    return [f"UPDATE {V} SET benchmark_metric = {_metric_of(v)} WHERE {_version(row)}"]
+def _read(d, key: str, v: str) -> str:
+    """A tag's indexed value, or NULL when it is not valid."""
+    reading = _READINGS[key]
+    return f"CASE WHEN {reading.valid(d, v)} THEN {reading.value(d, v)} END"
 
 
-def _value(d, row, v):
-    number = d.number(v)
+# -- tag bodies: (dialect, row, value) -> statements, ``value`` being the indexed
+# value (read from a valid tag) or NULL (an invalid or deleted one).
+def _metric(d, row, value):
+    return [f"UPDATE {V} SET benchmark_metric = {value} WHERE {_version(row)}"]
+
+
+def _value(d, row, value):
     # A token's baseline is its binding version's value: the first one it has.
-    return [f"UPDATE {V} SET benchmark_value = {number} WHERE {_version(row)}",
-            f"UPDATE {T} SET baseline_value = {number} WHERE model_name = {row}.name "
+    return [f"UPDATE {V} SET benchmark_value = {value} WHERE {_version(row)}",
+            f"UPDATE {T} SET baseline_value = {value} WHERE model_name = {row}.name "
             f"AND baseline_version = {row}.version AND baseline_value IS NULL"]
 
 
-def _version_direction(d, row, v):
-    return [f"UPDATE {V} SET benchmark_direction = {_direction(v)} WHERE {_version(row)}"]
+def _version_direction(d, row, value):
+    return [f"UPDATE {V} SET benchmark_direction = {value} WHERE {_version(row)}"]
 
 
-def _contributor(d, row, v):
-    address = d.address(v)
-    return [f"UPDATE {V} SET contributor = {address}, contributed_at = CASE "
-            f"WHEN {address} IS NULL THEN NULL WHEN contributor = {address} THEN contributed_at "
+def _contributor(d, row, value):
+    return [f"UPDATE {V} SET contributor = {value}, contributed_at = CASE "
+            f"WHEN {value} IS NULL THEN NULL WHEN contributor = {value} THEN contributed_at "
             f"ELSE {d.now_ms} END WHERE {_version(row)}"]
 
 
-def _parent_check(d, row, v):
-    parent = d.integer(v)
-    return [d.refuse("parent_version", f"{v} IS NOT NULL AND {_live(row)} AND NOT EXISTS "
+def _parent_check(d, row, parent):
+    return [d.refuse("parent_version", f"{parent} IS NOT NULL AND {_live(row)} AND NOT EXISTS "
                      f"(SELECT 1 FROM {V} q WHERE q.model_name = {row}.name "
                      f"AND q.version = {parent} AND q.version < {row}.version)")]
 
 
-def _parent(d, row, v):
-    parent = d.integer(v)
-    return [*_parent_check(d, row, v),
+def _parent(d, row, parent):
+    return [*_parent_check(d, row, parent),
             f"UPDATE {V} SET parent_version = COALESCE({parent}, {_previous(row)}), "
             f"parent_explicit = ({parent} IS NOT NULL) WHERE {_version(row)}"]
+
+
+def _bad_parent(d, row):
+    return [d.refuse("parent_version", _live(row))]
 
 
 def _bound_here(row: str, token: str) -> str:
@@ -151,8 +171,7 @@ def _token_binding(d, row, token):
     ]
 
 
-def _token(d, row, v):
-    token = d.token(v)
+def _token(d, row, token):
     return [f"UPDATE {V} SET token_id = {token}, token_key = lower({token}) "
             f"WHERE {_version(row)}",
             *d.only_if(f"NOT {_bound_here(row, token)}", _token_binding(d, row, token))]
@@ -161,25 +180,35 @@ def _token(d, row, v):
 _VERSION_TAGS = {tags.BENCHMARK_METRIC: _metric, tags.BENCHMARK_VALUE: _value,
                  tags.BENCHMARK_DIRECTION: _version_direction, tags.CONTRIBUTOR: _contributor,
                  tags.PARENT_VERSION: _parent, tags.TOKEN_ID: _token}
-_NULL = "CAST(NULL AS VARCHAR(5000))"
+# An invalid value reads as none, but for a parent: that is refused.
+_INVALID = {tags.PARENT_VERSION: _bad_parent}
+_NULL = "NULL"
 
 
 def _of_live_version(body):
     """A version tag's body, skipped (where the dialect can) while the version has
     no index row: on PostgreSQL, until the commit that creates the version."""
-    return lambda d, row, v: d.only_if(_live(row), body(d, row, v))
+    return lambda d, row, value: d.only_if(_live(row), body(d, row, value))
 
 
-def _tag_triggers(table: str, short: str, bodies: dict) -> list[Trigger]:
-    """A set (NEW, its value) and a delete (OLD, NULL) trigger over the keys of
-    ``bodies``: (dialect, row, value) -> statements."""
-    def by_key(row, value):
-        return {key: functools.partial(body, row=row, v=value) for key, body in bodies.items()}
+def _tag_triggers(table: str, short: str, bodies: dict, wrap=lambda body: body) -> list[Trigger]:
+    """A set and a delete trigger over the keys of ``bodies``. A set runs the
+    key's body on the indexed value when the tag is valid, else on NULL (or the
+    key's ``_INVALID`` body); a delete runs it on NULL. Each check of validity is
+    then made once, in a condition, rather than in every statement."""
+    def set_branches(key, body):
+        reading = _READINGS[key]
+        invalid = _INVALID.get(key, lambda d, row: wrap(body)(d, row, _NULL))
+        return [(lambda d: reading.valid(d, "NEW.value"),
+                 lambda d: wrap(body)(d, "NEW", reading.value(d, "NEW.value"))),
+                (lambda d: f"({reading.valid(d, 'NEW.value')}) IS NOT TRUE",
+                 lambda d: invalid(d, "NEW"))]
 
     return [Trigger(f"{PREFIX}{short}_set", table, ("INSERT", "UPDATE OF value"), "", None,
-                    by_key=by_key("NEW", "NEW.value"), row="NEW"),
-            Trigger(f"{PREFIX}{short}_unset", table, ("DELETE",), "", None,
-                    by_key=by_key("OLD", _NULL), row="OLD")]
+                    by_key={key: set_branches(key, body) for key, body in bodies.items()}),
+            Trigger(f"{PREFIX}{short}_unset", table, ("DELETE",), "", None, row="OLD",
+                    by_key={key: [(None, functools.partial(wrap(body), row="OLD", value=_NULL))]
+                            for key, body in bodies.items()})]
 
 
 # -- model versions -------------------------------------------------------------
@@ -197,8 +226,11 @@ def _version_created(d):
     column = {key: f"t.{key}" for key in _VERSION_TAGS}
     pivot = ", ".join(f"max(CASE WHEN key = '{key}' THEN value END) AS {key}"
                       for key in _VERSION_TAGS)
-    token, parent = d.token(column[tags.TOKEN_ID]), d.integer(column[tags.PARENT_VERSION])
-    address = d.address(column[tags.CONTRIBUTOR])
+    def read(key):
+        return _read(d, key, column[key])
+
+    token, parent, address = read(tags.TOKEN_ID), read(tags.PARENT_VERSION), \
+        read(tags.CONTRIBUTOR)
     parent_tag = _tag_of(tags.PARENT_VERSION)
     indexed_token = f"(SELECT token_id FROM {V} WHERE {_version('NEW')})"
     return [
@@ -208,16 +240,18 @@ def _version_created(d):
         f"SELECT NEW.name, NEW.version, {owner}, "
         f"CASE WHEN {split} > 0 THEN substr(NEW.user_id, {split} + 1) END, NEW.creation_time, "
         f"NEW.run_id, COALESCE({parent}, {_previous('NEW')}), ({parent} IS NOT NULL), "
-        f"{token}, lower({token}), {_metric_of(column[tags.BENCHMARK_METRIC])}, "
-        f"{d.number(column[tags.BENCHMARK_VALUE])}, "
-        f"{_direction(column[tags.BENCHMARK_DIRECTION])}, {address}, "
+        f"{token}, lower({token}), {read(tags.BENCHMARK_METRIC)}, "
+        f"{read(tags.BENCHMARK_VALUE)}, {read(tags.BENCHMARK_DIRECTION)}, {address}, "
         f"CASE WHEN {address} IS NOT NULL THEN NEW.creation_time END "
         f"FROM (SELECT {pivot} FROM model_version_tags WHERE workspace = NEW.workspace "
         f"AND name = NEW.name AND version = NEW.version) t",
         # Each check costs a query: one condition tells whether any is needed.
         *d.only_if(f"{parent_tag} IS NOT NULL OR ({indexed_token} IS NOT NULL "
                    f"AND NOT {_bound_here('NEW', indexed_token)})", [
-            *_parent_check(d, "NEW", parent_tag),
+            # A parent tag the INSERT could not read checks as version 0: refused.
+            *_parent_check(d, "NEW", f"CASE WHEN {parent_tag} IS NOT NULL THEN COALESCE("
+                                     f"(SELECT parent_version FROM {V} WHERE {_version('NEW')} "
+                                     f"AND parent_explicit), 0) END"),
             *_token_binding(d, "NEW", indexed_token)]),
         *d.only_if(f"{split} > 0", [
             f"UPDATE model_versions SET user_id = {owner} WHERE workspace = NEW.workspace "
@@ -253,8 +287,8 @@ def _model_deleted(d):
             for table, column in ((V, "model_name"), (T, "model_name"), (M, "name"))]
 
 
-def _model_direction(d, row, v):
-    return [f"UPDATE {M} SET benchmark_direction = {_direction(v)} WHERE name = {row}.name"]
+def _model_direction(d, row, value):
+    return [f"UPDATE {M} SET benchmark_direction = {value} WHERE name = {row}.name"]
 
 
 TRIGGERS: list[Trigger] = [
@@ -270,8 +304,7 @@ TRIGGERS: list[Trigger] = [
             f"NEW.current_stage = '{STAGE_DELETED_INTERNAL}' "
             f"AND COALESCE(OLD.current_stage, '') <> '{STAGE_DELETED_INTERNAL}'",
             _version_deleted),
-    *_tag_triggers("model_version_tags", "version_tag",
-                   {key: _of_live_version(body) for key, body in _VERSION_TAGS.items()}),
+    *_tag_triggers("model_version_tags", "version_tag", _VERSION_TAGS, wrap=_of_live_version),
 ]
 
 
