@@ -100,10 +100,11 @@ def db_reindex(database_uri):
 
     if not triggers.supported(engine):
         raise click.ClickException("The registry index needs PostgreSQL or SQLite")
-    triggers.install(engine)  # they keep the index in step from here on
-    with migrate.locked(engine), Session(engine) as session:
-        count = backfill.rebuild(session)
-        session.commit()
+    with migrate.locked(engine):
+        triggers.install(engine)  # they keep the index in step from here on
+        with Session(engine) as session:
+            count = backfill.rebuild(session)
+            session.commit()
     click.echo(f"Registry index rebuilt: {count} model versions")
 
 

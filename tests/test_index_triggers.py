@@ -1,11 +1,13 @@
 """The triggers that keep the registry index: installed once per database, and
 an older set replaced when they change."""
 
+import pytest
 import sqlalchemy as sa
+from mlflow.exceptions import MlflowException
 from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore
 
 from mlflow_hokusai.db import migrate
-from mlflow_hokusai.plugins.store import triggers
+from mlflow_hokusai.plugins.store import tags, triggers
 from mlflow_hokusai.plugins.store.registry import registry_store_class
 from mlflow_hokusai.plugins.store.dialects import DIALECTS
 
@@ -34,6 +36,15 @@ def test_install_creates_the_triggers_once_and_replaces_an_older_set(tmp_path,
         assert old in "".join(_names(engine))
         assert triggers.install(engine) is True
         assert _names(engine) == installed  # the old one dropped
+
+        newer = "hokusai_v999_version_tag"  # a newer Hokusai's, sharing the database
+        with engine.begin() as connection:
+            DIALECTS[engine.dialect.name].drop(connection, installed)
+            DIALECTS[engine.dialect.name].create(connection, triggers.Trigger(
+                newer, "model_version_tags", ("INSERT",), "",
+                lambda dialect: ["DELETE FROM hokusai_tokens WHERE 1 = 0"]))
+        assert triggers.current(engine) and triggers.install(engine) is False
+        assert newer in "".join(_names(engine))
         engine.dispose()
 
 
@@ -60,3 +71,38 @@ def test_sqlite_sessions_keep_mlflows_settings_without_repeating_them(tmp_path):
         assert session.execute(sa.text("PRAGMA foreign_keys")).scalar() == 1
         assert session.execute(sa.text("SELECT 'a' LIKE 'A'")).scalar() == 0
     store.engine.dispose()
+
+
+SAMPLES = {
+    "benchmark_value": ["0.5", "10", "-1.5", "2e-3", "1E+05", " 1 ", "0", "+1", ".5", "5.",
+                        "01", "1_000", "nan", "inf", "1e999", "1e-400", "", "abc", "1.2.3",
+                        "\t1", "1 2", "-", "1e"],
+    "benchmark_direction": ["lower", " Lower ", "HIGHER", "lower\t", "up", ""],
+    "hokusai_token_id": ["abc", "Tok-1", "a" * 64, "a" * 65, "-a", "a-", "a b", "ä", ""],
+    "hokusai_contributor": ["0x" + "ab" * 20, "0x" + "AB" * 20, "0x123", "0X" + "ab" * 20,
+                            "0x" + "g" * 40, ""],
+}
+
+
+@pytest.mark.parametrize("key", SAMPLES)
+def test_the_triggers_read_values_as_the_store_checks_them(key, tmp_path,
+                                                           make_postgres_database):
+    """A value the store accepts is one the triggers index, and the other way round
+    (a writer that bypasses the store gets the triggers' reading)."""
+    accepted = {}
+    for value in SAMPLES[key]:
+        try:
+            tags.parse(key, value)
+            accepted[value] = True
+        except MlflowException:
+            accepted[value] = False
+    for uri in (f"sqlite:///{tmp_path}/v.db", make_postgres_database()):
+        engine = sa.create_engine(uri)
+        dialect = DIALECTS[engine.dialect.name]
+        condition = triggers._READINGS[key].valid(dialect, "CAST(:v AS VARCHAR(100))")
+        with engine.connect() as connection:
+            read = {value: bool(connection.execute(
+                sa.text(f"SELECT CASE WHEN {condition} THEN 1 ELSE 0 END"), {"v": value}).scalar())
+                for value in SAMPLES[key]}
+        engine.dispose()
+        assert read == accepted, engine.dialect.name

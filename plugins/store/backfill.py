@@ -35,14 +35,19 @@ def prepare(engine) -> None:
     migrate.upgrade(engine)
     if not triggers.supported(engine):
         return
-    triggers.install(engine)
     with Session(engine) as session:
-        if not _needs_rebuild(session):
+        if triggers.current(engine) and not _needs_rebuild(session):
             return
-    with migrate.locked(engine), Session(engine) as session:
-        if _needs_rebuild(session):  # another worker may have done it meanwhile
-            rebuild(session)
-            session.commit()
+    with migrate.locked(engine):
+        # Decided before the triggers go in: once they do, a concurrent MLflow
+        # write would make the index look built.
+        with Session(engine) as session:
+            needed = _needs_rebuild(session)
+        triggers.install(engine)
+        if needed:
+            with Session(engine) as session:
+                rebuild(session)
+                session.commit()
 
 
 def _tolerant(entities, keys) -> dict:

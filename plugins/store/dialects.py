@@ -8,19 +8,9 @@ fragment's tolerant reading instead (NULL: not indexed).
 
 from __future__ import annotations
 
-import re
-
 import sqlalchemy as sa
 
-_REFUSED = "hokusai:"  # a refusal's message: this prefix and a code (``refused_code``)
-_REFUSAL = re.compile(re.escape(_REFUSED) + r"([a-z_]+)")
-
-
-def refused_code(message: str) -> str | None:
-    """The code of a trigger's refusal in a database error message, if it is one."""
-    match = _REFUSAL.search(message)
-    return match.group(1) if match else None
-
+from mlflow_hokusai.plugins.store.refusals import PREFIX
 
 class Postgres:
     """Runs a new version's trigger at commit (deferred), where one INSERT reads
@@ -28,7 +18,10 @@ class Postgres:
 
     name = "postgresql"
     now_ms = "CAST(extract(epoch FROM clock_timestamp()) * 1000 AS BIGINT)"
-    separator = "chr(31)"
+
+    @staticmethod
+    def char(code: int) -> str:
+        return f"chr({code})"
 
     @staticmethod
     def position(needle: str, text: str) -> str:
@@ -38,7 +31,7 @@ class Postgres:
 
     @staticmethod
     def is_number(v: str) -> str:
-        return f"{v} ~ '^ *[-+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)? *$'"
+        return f"{v} ~ '^ *-?(0|[1-9][0-9]{{0,19}})([.][0-9]{{1,20}})?([eE][-+]?[0-9]{{1,2}})? *$'"
 
     @staticmethod
     def is_integer(v: str) -> str:
@@ -60,7 +53,7 @@ class Postgres:
     def refuse(code: str, condition: str) -> str:
         # P0001 (raise_exception) reaches Python as an InternalError: MLflow's
         # create_model_version retries IntegrityErrors, which would hide it.
-        return f"IF ({condition}) THEN RAISE EXCEPTION '{_REFUSED}{code}'; END IF"
+        return f"IF ({condition}) THEN RAISE EXCEPTION '{PREFIX}{code}'; END IF"
 
     @staticmethod
     def only_if(condition: str, statements: list[str]) -> list[str]:
@@ -68,15 +61,19 @@ class Postgres:
 
     @staticmethod
     def existing_names(connection) -> set[str]:
-        rows = connection.execute(sa.text(
-            "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal AND tgname LIKE 'hokusai%'"))
+        rows = connection.execute(sa.text(  # on this schema's tables only
+            "SELECT t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+            "WHERE NOT t.tgisinternal AND t.tgname LIKE 'hokusai%' "
+            "AND c.relnamespace = to_regnamespace(current_schema())::oid"))
         return {row[0] for row in rows}
 
     @staticmethod
     def drop(connection, names: set[str]) -> None:
         for name in names:
             table = connection.execute(sa.text(
-                "SELECT tgrelid::regclass::text FROM pg_trigger WHERE tgname = :name"),
+                "SELECT t.tgrelid::regclass::text FROM pg_trigger t JOIN pg_class c "
+                "ON c.oid = t.tgrelid WHERE t.tgname = :name "
+                "AND c.relnamespace = to_regnamespace(current_schema())::oid"),
                 {"name": name}).scalar()
             connection.exec_driver_sql(f"DROP TRIGGER IF EXISTS {name} ON {table}")
             connection.exec_driver_sql(f"DROP FUNCTION IF EXISTS {name}()")
@@ -100,8 +97,10 @@ class Postgres:
         if trigger.by_key:
             keys = ", ".join(f"'{key}'" for key in trigger.by_key)
             when = f"{trigger.row}.key IN ({keys})"
-            body = "\nELS".join(f"IF {trigger.row}.key = '{key}' THEN\n" + cls._branches(branches)
-                                for key, branches in trigger.by_key.items()) + "\nEND IF"
+            body = "\n".join(
+                f"{'IF' if number == 0 else 'ELSIF'} {trigger.row}.key = '{key}' THEN\n"
+                + cls._branches(branches)
+                for number, (key, branches) in enumerate(trigger.by_key.items())) + "\nEND IF"
         else:
             body = ";\n".join(trigger.statements(cls))
         connection.exec_driver_sql(
@@ -121,7 +120,10 @@ class Sqlite:
 
     name = "sqlite"
     now_ms = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
-    separator = "char(31)"
+
+    @staticmethod
+    def char(code: int) -> str:
+        return f"char({code})"
 
     @staticmethod
     def position(needle: str, text: str) -> str:
@@ -131,7 +133,10 @@ class Sqlite:
 
     @staticmethod
     def is_number(v: str) -> str:
-        return f"trim({v}) <> '' AND trim({v}) NOT GLOB '*[^0-9eE.+-]*'"
+        # JSON's number grammar is tags.py's; the length and exponent as on PostgreSQL.
+        return (f"length(trim({v})) BETWEEN 1 AND 45 AND trim({v}) NOT GLOB '*[^0-9eE.+-]*' "
+                f"AND json_valid(trim({v})) AND json_type(trim({v})) IN ('integer', 'real') "
+                f"AND trim({v}) NOT GLOB '*[eE]*[0-9][0-9][0-9]*'")
 
     @staticmethod
     def is_integer(v: str) -> str:
@@ -153,11 +158,13 @@ class Sqlite:
 
     @staticmethod
     def refuse(code: str, condition: str) -> str:
-        return f"SELECT RAISE(ABORT, '{_REFUSED}{code}') WHERE {condition}"
+        return f"SELECT RAISE(ABORT, '{PREFIX}{code}') WHERE {condition}"
 
     @staticmethod
     def only_if(condition: str, statements: list[str]) -> list[str]:
-        return statements  # no branches in SQLite triggers: see triggers.py's callers
+        # No branches in SQLite triggers: only_if is an optimisation, and every
+        # statement given to it must be right (if useless) when ``condition`` fails.
+        return statements
 
     @staticmethod
     def existing_names(connection) -> set[str]:

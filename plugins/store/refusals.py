@@ -10,6 +10,7 @@ the names it was given and, for a token, which model holds it.
 from __future__ import annotations
 
 import contextlib
+import re
 
 import sqlalchemy as sa
 from mlflow.exceptions import MlflowException
@@ -18,8 +19,19 @@ from sqlalchemy import event
 
 from mlflow_hokusai.db.schema import tokens as T
 from mlflow_hokusai.plugins.store import tags
-from mlflow_hokusai.plugins.store.dialects import refused_code
 from mlflow_hokusai.plugins.store.sql import first
+
+
+PREFIX = "hokusai:"  # a refusal's whole message: this prefix and a code
+_REFUSAL = re.compile(re.escape(PREFIX) + r"([a-z_]+)")
+
+
+def refused_code(error) -> str | None:
+    """The code of a trigger's refusal, if ``error`` (a DBAPI error) is one: its
+    whole primary message, so a quoted value can't pass for one."""
+    message = getattr(getattr(error, "diag", None), "message_primary", None) or str(error)
+    match = _REFUSAL.fullmatch(message.strip())
+    return match.group(1) if match else None
 
 
 class Refused(MlflowException):
@@ -30,7 +42,7 @@ class Refused(MlflowException):
 
 
 def _translate(context) -> None:
-    code = refused_code(str(context.original_exception))
+    code = refused_code(context.original_exception)
     if code is not None:
         raise Refused(code) from context.original_exception
 
@@ -51,8 +63,11 @@ def _explain(session, code: str, name: str, version_tags: dict) -> MlflowExcepti
         return MlflowException(f"Token '{token_id}' is already bound to registered model "
                                f"'{holder['model_name']}'", RESOURCE_ALREADY_EXISTS)
     held = first(session, sa.select(T.c.token_id).where(T.c.model_name == name))
+    if held is None:  # the other binding went away since: say what was refused
+        return MlflowException(f"Token '{token_id}' could not be bound to registered model "
+                               f"'{name}'; try again", RESOURCE_ALREADY_EXISTS)
     return MlflowException(f"Registered model '{name}' is already bound to token "
-                           f"'{held['token_id'] if held else '?'}'; a model carries one token",
+                           f"'{held['token_id']}'; a model carries one token",
                            RESOURCE_ALREADY_EXISTS)
 
 

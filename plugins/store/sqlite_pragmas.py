@@ -18,16 +18,25 @@ _SETTINGS = frozenset({"PRAGMA foreign_keys = ON;", "PRAGMA case_sensitive_like 
 _DONE = "hokusai_pragmas_done"
 
 
+def _done(connection) -> set:
+    return connection.connection.info.setdefault(_DONE, set())  # kept across checkouts
+
+
 def _skip_repeat(connection, cursor, statement, parameters, context, executemany):
-    if statement in _SETTINGS:
-        done = connection.connection.info.setdefault(_DONE, set())  # kept across checkouts
-        if statement in done:
-            return "SELECT 1", parameters
-        done.add(statement)
+    if statement in _SETTINGS and statement in _done(connection):
+        return "SELECT 1", parameters
     return statement, parameters
 
 
+def _record(connection, cursor, statement, parameters, context, executemany):
+    if statement in _SETTINGS:  # only once it ran: a failed one is sent again
+        _done(connection).add(statement)
+
+
 def install(engine) -> None:
+    """Nothing on this engine may turn these settings off again: the store would
+    not know, and would skip turning them back on."""
     if engine.dialect.name == "sqlite" and \
             not event.contains(engine, "before_cursor_execute", _skip_repeat):
         event.listen(engine, "before_cursor_execute", _skip_repeat, retval=True)
+        event.listen(engine, "after_cursor_execute", _record)

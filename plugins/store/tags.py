@@ -27,7 +27,9 @@ VERSION_TAGS = frozenset({TOKEN_ID, BENCHMARK_METRIC, BENCHMARK_VALUE, BENCHMARK
 MODEL_TAGS = frozenset({BENCHMARK_DIRECTION})
 DIRECTIONS = ("higher", "lower")
 
-_NUMBER = re.compile(r" *[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)? *")
+# JSON's number grammar (SQLite's trigger checks with json_valid), at most 20 digits
+# each side of the point and a two-digit exponent, so every database reads it alike.
+_NUMBER = re.compile(r" *-?(0|[1-9][0-9]{0,19})(\.[0-9]{1,20})?([eE][-+]?[0-9]{1,2})? *")
 _TOKEN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?")
 
 
@@ -50,12 +52,13 @@ def parse_number(value: str, what: str = BENCHMARK_VALUE) -> float:
     # Only the decimal forms the index triggers read alike on every database.
     number = float(value) if isinstance(value, str) and _NUMBER.fullmatch(value) else math.nan
     if not math.isfinite(number):
-        raise invalid(f"Invalid {what} {value!r}: must be a finite number")
+        raise invalid(f"Invalid {what} {value!r}: must be a finite number, written "
+                      "like 0.87, -1.5 or 2e-3")
     return number
 
 
 def parse_direction(value: str) -> str:
-    direction = str(value).strip().lower()
+    direction = str(value).strip(" ").lower()  # as SQL's trim() reads it
     if direction not in DIRECTIONS:
         raise invalid(f"Invalid {BENCHMARK_DIRECTION} {value!r}: use 'higher' or 'lower'")
     return direction
@@ -69,7 +72,8 @@ def parse_contributor(value: str) -> str:
 
 
 def parse_parent(value: str) -> int:
-    if not (isinstance(value, str) and value.isascii() and value.isdigit() and int(value) > 0):
+    if not (isinstance(value, str) and value.isascii() and value.isdigit()
+            and len(value) <= 9 and int(value) > 0):
         raise invalid(f"Invalid {PARENT_VERSION} {value!r}: must be a positive version number")
     return int(value)
 

@@ -10,7 +10,7 @@ plain ``mlflow server``, MLflow's job runner, a script) are indexed too.
 The store still checks every Hokusai tag before MLflow writes (tags.py), for
 clear messages; the triggers refuse only what needs the database to know: a
 token bound to another model, a parent that is no earlier live version. A
-refusal raises ``hokusai:<code>``, which registry.py turns into an MLflow error.
+refusal raises ``hokusai:<code>``, which refusals.py turns into an MLflow error.
 Each trigger is written once, as statements over a dialect's fragments.
 """
 
@@ -19,18 +19,18 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import re
 from typing import Callable
 
 import sqlalchemy as sa
 from mlflow.entities.model_registry.model_version_stages import STAGE_DELETED_INTERNAL
 
-from mlflow_hokusai.db import migrate
 from mlflow_hokusai.plugins.store import tags
 from mlflow_hokusai.plugins.store.dialects import DIALECTS
 
 _logger = logging.getLogger(__name__)
 
-VERSION = 3  # bump when a trigger changes: install() then replaces the older set
+VERSION = 4  # bump when a trigger changes: install() then replaces the older set
 PREFIX = f"hokusai_v{VERSION}_"
 V, T, M = "hokusai_model_versions", "hokusai_tokens", "hokusai_registered_models"
 
@@ -221,7 +221,7 @@ def _version_created(d):
     """The version's whole index row, from its tags as they are when this runs: at
     commit on PostgreSQL (deferred), so one INSERT instead of one UPDATE per tag;
     before MLflow inserts the tags on SQLite, whose tag triggers then fill it in."""
-    split = d.position(d.separator, "NEW.user_id")
+    split = d.position(d.char(ord(OWNER_SEPARATOR)), "NEW.user_id")
     owner = f"CASE WHEN {split} > 0 THEN substr(NEW.user_id, 1, {split} - 1) ELSE NEW.user_id END"
     column = {key: f"t.{key}" for key in _VERSION_TAGS}
     pivot = ", ".join(f"max(CASE WHEN key = '{key}' THEN value END) AS {key}"
@@ -244,7 +244,11 @@ def _version_created(d):
         f"{read(tags.BENCHMARK_VALUE)}, {read(tags.BENCHMARK_DIRECTION)}, {address}, "
         f"CASE WHEN {address} IS NOT NULL THEN NEW.creation_time END "
         f"FROM (SELECT {pivot} FROM model_version_tags WHERE workspace = NEW.workspace "
-        f"AND name = NEW.name AND version = NEW.version) t",
+        f"AND name = NEW.name AND version = NEW.version) t "
+        # Deferred, it runs at commit: the transaction may have deleted the version.
+        f"WHERE EXISTS (SELECT 1 FROM model_versions WHERE workspace = NEW.workspace "
+        f"AND name = NEW.name AND version = NEW.version "
+        f"AND current_stage <> '{STAGE_DELETED_INTERNAL}')",
         # Each check costs a query: one condition tells whether any is needed.
         *d.only_if(f"{parent_tag} IS NOT NULL OR ({indexed_token} IS NOT NULL "
                    f"AND NOT {_bound_here('NEW', indexed_token)})", [
@@ -312,22 +316,32 @@ def supported(engine) -> bool:
     return engine.dialect.name in DIALECTS
 
 
-def _installed(connection, dialect) -> bool:
-    return any(name.startswith(PREFIX) for name in dialect.existing_names(connection))
+def _versions(names: set[str]) -> set[int]:
+    return {int(match.group(1)) for name in names
+            if (match := re.match(r"hokusai_v(\d+)_", name))}
+
+
+def current(engine) -> bool:
+    """Whether this database has this version's triggers (or a newer set), or no
+    MLflow registry tables to put them on."""
+    with engine.connect() as connection:
+        if not sa.inspect(connection).has_table("model_version_tags"):
+            return True
+        return max(_versions(DIALECTS[engine.dialect.name].existing_names(connection)),
+                   default=0) >= VERSION
 
 
 def install(engine) -> bool:
-    """Create the triggers on a database holding MLflow's registry tables, or
-    replace an older set; returns True if it changed anything."""
+    """Create the triggers, or replace an older set; returns True if it changed
+    anything. The caller holds the migration lock (``migrate.locked``). A newer set,
+    from a newer Hokusai sharing the database, is left alone."""
     dialect = DIALECTS[engine.dialect.name]
-    with engine.connect() as connection:
-        if not sa.inspect(connection).has_table("model_version_tags") \
-                or _installed(connection, dialect):
+    with engine.begin() as connection:
+        if not sa.inspect(connection).has_table("model_version_tags"):
             return False
-    with migrate.locked(engine), engine.begin() as connection:
         existing = dialect.existing_names(connection)
-        if any(name.startswith(PREFIX) for name in existing):
-            return False  # another worker installed them meanwhile
+        if max(_versions(existing), default=0) >= VERSION:
+            return False
         dialect.drop(connection, existing)
         for trigger in TRIGGERS:
             dialect.create(connection, trigger)
