@@ -321,14 +321,16 @@ def _versions(names: set[str]) -> set[int]:
             if (match := re.match(r"hokusai_v(\d+)_", name))}
 
 
+def _up_to_date(connection, existing: set[str]) -> bool:
+    """This version's set (or a newer one) is in, or there are no MLflow registry
+    tables to put it on."""
+    return not sa.inspect(connection).has_table("model_version_tags") \
+        or max(_versions(existing), default=0) >= VERSION
+
+
 def current(engine) -> bool:
-    """Whether this database has this version's triggers (or a newer set), or no
-    MLflow registry tables to put them on."""
     with engine.connect() as connection:
-        if not sa.inspect(connection).has_table("model_version_tags"):
-            return True
-        return max(_versions(DIALECTS[engine.dialect.name].existing_names(connection)),
-                   default=0) >= VERSION
+        return _up_to_date(connection, DIALECTS[engine.dialect.name].existing_names(connection))
 
 
 def install(engine) -> bool:
@@ -337,10 +339,8 @@ def install(engine) -> bool:
     from a newer Hokusai sharing the database, is left alone."""
     dialect = DIALECTS[engine.dialect.name]
     with engine.begin() as connection:
-        if not sa.inspect(connection).has_table("model_version_tags"):
-            return False
         existing = dialect.existing_names(connection)
-        if max(_versions(existing), default=0) >= VERSION:
+        if _up_to_date(connection, existing):
             return False
         dialect.drop(connection, existing)
         for trigger in TRIGGERS:
