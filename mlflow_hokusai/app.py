@@ -17,8 +17,8 @@ from typing import Callable
 from mlflow_hokusai.db import migrate
 from mlflow_hokusai.db.engine import get_engine, resolve_database_uri
 from mlflow_hokusai.errors import HokusaiError
-from mlflow_hokusai.pipeline import Pipeline, tag_request
-from mlflow_hokusai.routes import RouteTemplates
+from mlflow_hokusai.pipeline import Pipeline, RequestContext, tag_request
+from mlflow_hokusai.routes import RouteTable
 from mlflow_hokusai.plugins.auth.gate import Gate
 from mlflow_hokusai.plugins.auth.keystore import KeyStore
 from mlflow_hokusai.settings import Settings, get_settings
@@ -60,7 +60,8 @@ class Hokusai:
         self.gate = Gate(self.settings, self.keystore)
         self.pipeline = Pipeline()
         self.pipeline.add(tag_request, order=-30)
-        self.routes: RouteTemplates | None = None  # which route a request hit (set by init_app)
+        self.pipeline.add(self.resolve_route, order=-25)
+        self.routes: RouteTable | None = None  # the route table (set by init_app)
         # Optional services shown by /health: name -> probe returning
         # "healthy", "degraded", "unhealthy" or "disabled" (plugins add theirs).
         self.services: dict[str, Callable[[], str]] = {}
@@ -70,14 +71,24 @@ class Hokusai:
         self.health_checks: list = []  # plugins.health (and ratelimit adds Redis)
         self.limiter = None  # plugins.ratelimit: Limiter, unless limits are off
         self.audit = None  # plugins.audit: AuditRecorder, unless auditing is off
+        self.authorizer = None  # plugins.auth: per-resource permissions
         self.predictions = None  # plugins.models: PredictionStore
+
+    def resolve_route(self, context: RequestContext, allow_io: bool) -> None:
+        """A step, before all that judge a request: which route it is, once."""
+        if not self.routes.built:  # in-process use without create_app
+            self.routes.build(self.fastapi_app)
+        resolved = self.routes.resolve(context.request.method, context.request.path)
+        context.route, context.route_params = resolved.route, resolved.params
 
     def init_app(self, flask_app) -> None:
         from mlflow_hokusai.web import error_response
 
         migrate.upgrade(self.engine)
         flask_app.extensions["hokusai"] = self
-        self.routes = RouteTemplates(flask_app, lambda: self.fastapi_app)
+        from mlflow_hokusai.plugins.auth.annotate import annotate
+
+        self.routes = RouteTable(flask_app, annotate)
         flask_app.register_error_handler(HokusaiError, error_response)
         for name in BUILTIN_PLUGINS:
             importlib.import_module(name).init_app(flask_app, self)
@@ -101,10 +112,12 @@ def create_app():
         from mlflow.server.fastapi_app import create_fastapi_app
 
         hokusai.fastapi_app = create_fastapi_app(flask_app)
+        hokusai.routes.build(hokusai.fastapi_app)
         app = AsgiAdapter(hokusai.fastapi_app, hokusai.pipeline)
     else:
         if not isinstance(flask_app.wsgi_app, WsgiAdapter):
             flask_app.wsgi_app = WsgiAdapter(flask_app.wsgi_app, hokusai.pipeline)
+        hokusai.routes.build()
         app = flask_app
     _logger.info("%s: worker %d ready", READY_MESSAGE, os.getpid())
     return app

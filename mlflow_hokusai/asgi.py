@@ -33,7 +33,8 @@ class AsgiAdapter:
             try:
                 self.pipeline.run(context, allow_io=False)
             except LookupNeeded:
-                # Keep the event loop free while a step does blocking I/O.
+                # Keep the event loop free while a step does blocking I/O: the
+                # pipeline resumes in a thread at that step.
                 await anyio.to_thread.run_sync(self.pipeline.run, context)
         except HokusaiError as error:
             answered(error.status)

@@ -11,6 +11,7 @@ import sys
 
 import click
 
+from mlflow_hokusai.cli_permissions import permissions
 from mlflow_hokusai.db import migrate
 from mlflow_hokusai.db.engine import PLUGIN_PREFIX, get_engine, resolve_database_uri
 from mlflow_hokusai.errors import HokusaiError
@@ -52,7 +53,10 @@ class _Group(click.Group):
 
 @click.group(cls=_Group)
 def main():
-    """Manage a Hokusai MLflow server's API keys and database."""
+    """Manage a Hokusai MLflow server's API keys, permissions and database."""
+
+
+main.add_command(permissions)
 
 
 @main.group(cls=_Group)

@@ -58,6 +58,38 @@ class HokusaiClient:
         return self._request("POST", f"/api/keys/{key_id}/rotate",
                              {"grace_period_hours": grace_period_hours})
 
+    # -- per-resource permissions (plugins/auth/grants_api.py) ------------------
+    # resource_type is "experiment" or "registered_model"; granting and revoking
+    # need MANAGE on the resource (its owner, a MANAGE grant, or an admin key).
+    _PERMISSIONS = "/api/3.0/mlflow/users/permissions"
+
+    def grant_permission(self, username: str, resource_type: str, resource_id: str,
+                         permission: str) -> None:
+        self._request("POST", f"{self._PERMISSIONS}/grant", {
+            "username": username, "resource_type": resource_type,
+            "resource_id": str(resource_id), "permission": permission})
+
+    def revoke_permission(self, username: str, resource_type: str, resource_id: str) -> None:
+        self._request("POST", f"{self._PERMISSIONS}/revoke", {
+            "username": username, "resource_type": resource_type,
+            "resource_id": str(resource_id)})
+
+    def get_permission(self, username: str, resource_type: str, resource_id: str) -> dict:
+        """``{"allowed", "permission"}``: the level a request of ``username`` would get."""
+        return self._request("GET", f"{self._PERMISSIONS}/get", params={
+            "username": username, "resource_type": resource_type,
+            "resource_id": str(resource_id)})
+
+    def list_permissions(self, *, username: str | None = None,
+                         resource_type: str | None = None,
+                         resource_id: str | None = None) -> list[dict]:
+        """Grants: your own, those on a resource you manage, or (admin) anyone's."""
+        params = {"username": username, "resource_type": resource_type,
+                  "resource_id": None if resource_id is None else str(resource_id)}
+        return self._request("GET", f"{self._PERMISSIONS}/list",
+                             params={k: v for k, v in params.items() if v is not None}
+                             )["permissions"]
+
     # -- tokenized models (plugins/tokens) --------------------------------------
     def register_tokenized_model(self, model_uri: str, model_name: str, token_id: str,
                                  metric_name: str, baseline_value: float, *,

@@ -65,10 +65,49 @@ class PermissionDenied(HokusaiError):
         self.reason = "forbidden"
 
 
+class RouteNotClassified(HokusaiError):
+    """A route the route table does not know (a newer MLflow's): served to nobody
+    until someone judges it (plugins/auth/resources.py)."""
+
+    status = 403
+    error_code = "PERMISSION_DENIED"
+
+    def __init__(self, template: str):
+        super().__init__(f"Route {template} is not classified by this server; refused")
+        self.reason = "unclassified"
+
+
 class NotFound(HokusaiError):
     status = 404
     error_code = "RESOURCE_DOES_NOT_EXIST"
     default_detail = "Not found"
+
+
+class ResourcePermissionDenied(HokusaiError):
+    """403: the principal may read the resource but lacks the level a route needs."""
+
+    status = 403
+    error_code = "PERMISSION_DENIED"
+
+    def __init__(self, resource_type: str, resource_id: str, needed: str, held: str):
+        super().__init__(f"Permission denied: {needed} on {resource_type} '{resource_id}' is "
+                         f"required; this credential's principal has {held}",
+                         resource_type=resource_type, resource_id=resource_id,
+                         required_permission=needed)
+        self.reason = "resource"
+
+
+_HIDDEN = {"experiment": "No Experiment with id={} exists", "run": "Run with id={} not found",
+           "registered_model": "Registered Model with name={} not found"}
+
+
+class ResourceHidden(NotFound):
+    """404 for a resource the principal may not read: answered in MLflow's words
+    for a missing one, so the refusal does not tell that it exists."""
+
+    def __init__(self, kind: str, ident: str):
+        super().__init__(_HIDDEN.get(kind, "Resource {} not found").format(ident))
+        self.reason = "hidden"
 
 
 class PayloadTooLarge(HokusaiError):

@@ -1,10 +1,13 @@
 """What happens to every request before MLflow sees it, independent of ASGI/WSGI.
 
 Plugins add steps (public routes, circuit breaker, authentication, rate
-limits); each step reads and fills a ``RequestContext`` and raises a ``HokusaiError``
-to refuse. A step that needs I/O it cannot do on an event loop raises
-``LookupNeeded`` when called with ``allow_io=False``; the ASGI adapter then
-runs the whole pipeline again in a thread, so steps must be repeatable.
+limits, permissions); each step reads and fills a ``RequestContext`` and raises
+a ``HokusaiError`` to refuse. The first step resolves the request against the
+route table once (``context.route``); every later step reads that decision.
+
+A step that needs I/O it cannot do on an event loop raises ``LookupNeeded``
+when called with ``allow_io=False``; the ASGI adapter then resumes the
+pipeline in a thread from that step: the steps before it are not run again.
 """
 
 from __future__ import annotations
@@ -91,10 +94,16 @@ class RequestContext:
     request_id: str = ""
     public: bool = False
     principal: object | None = None  # plugins.auth.gate.Principal
+    route: object | None = None  # mlflow_hokusai.routes.Route, set by the first step
+    route_params: dict = dataclasses.field(default_factory=dict)
     # Added to the response, whatever answers it (MLflow or a refusal).
     response_headers: list[tuple[str, str]] = dataclasses.field(default_factory=list)
-    # What a step decided on an earlier run of the same request (see LookupNeeded).
+    # What steps noted for later ones (the audit trail's resources, ...).
     notes: dict = dataclasses.field(default_factory=dict)
+    # Where a pipeline interrupted by LookupNeeded resumes.
+    next_step: int = 0
+    next_hook: int = 0
+    refusal: HokusaiError | None = None
 
     def __post_init__(self):
         self.request_id = self.request_id or _request_id(self.request.headers)
@@ -157,11 +166,21 @@ class Pipeline:
         self._refusal_hooks.append(hook)
 
     def run(self, context: RequestContext, allow_io: bool = True) -> None:
-        context.response_headers.clear()
-        try:
-            for _, _, step in self._steps:
-                step(context, allow_io)
-        except HokusaiError as error:
-            for hook in self._refusal_hooks:
-                hook(context, error, allow_io)
-            raise
+        """Run the steps not run yet; ``LookupNeeded`` leaves the context where
+        a later ``run(context, allow_io=True)`` resumes."""
+        if context.refusal is None:
+            try:
+                while context.next_step < len(self._steps):
+                    self._steps[context.next_step][2](context, allow_io)
+                    context.next_step += 1
+                return
+            except HokusaiError as error:
+                context.refusal = error
+        while context.next_hook < len(self._refusal_hooks):
+            try:
+                self._refusal_hooks[context.next_hook](context, context.refusal, allow_io)
+            except HokusaiError as error:  # a hook answers instead (a lockout)
+                context.refusal, context.next_hook = error, len(self._refusal_hooks)
+                break
+            context.next_hook += 1
+        raise context.refusal

@@ -1,18 +1,62 @@
-"""Every route the server answers, and which route template a request hit."""
+"""The route table: every route the server answers, annotated once at start-up,
+and each request resolved against it once, into ``context.route``.
+
+Built from the routers that actually serve (FastAPI-native routes first, as
+the ASGI app tries them, then Flask's URL map). Each (method, template) gets
+one ``Route``: the scope it needs, the resource it touches and the permission
+level on it (plugins.auth.resources), its rate-limit group, whether it is
+audited, and its metrics template. The gate, the permission check, the
+limiter, the audit trail and the metrics all read that one decision.
+
+A route the table cannot classify (one a newer MLflow added, which nobody has
+judged yet) is served to nobody: ``Route.classified`` is false and the gate
+refuses it. tests/test_route_coverage.py fails on such a route.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
+from typing import Callable
 
 from werkzeug.exceptions import HTTPException
 
 UNMATCHED = "unmatched"
 
 
+@dataclasses.dataclass(frozen=True)
+class Access:
+    """What a route touches: a resource ``kind`` (see plugins.auth.resources),
+    found by ``locator``, and the permission ``level`` it needs on it."""
+
+    kind: str
+    level: str
+    locator: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Route:
+    method: str
+    template: str  # also the metrics label and the audit action
+    key: str  # MLflow's request class, a view's endpoint, or the template
+    scope: str
+    access: Access | None = None
+    rate_group: str | None = None
+    audited: bool = False
+    classified: bool = True
+    native: bool = False  # a FastAPI-native route (never reaches Flask)
+
+
+@dataclasses.dataclass(frozen=True)
+class Resolved:
+    route: Route
+    params: dict  # path parameters, as the router will pass them
+
+
 def fastapi_routes(routes):
-    """(methods, path template, compiled regex) of FastAPI-native routes, skipping
-    the mount that hands everything else to Flask."""
+    """(methods, path template, compiled regex, name) of FastAPI-native routes,
+    skipping the mount that hands everything else to Flask."""
     from starlette.routing import Mount
 
     try:  # FastAPI >= 0.16x keeps included routers lazily
@@ -31,29 +75,88 @@ def flask_routes(flask_app):
         yield frozenset(rule.methods), rule.rule
 
 
-class RouteTemplates:
-    """Route template of a request, for bounded metric labels. FastAPI-native
-    routes are tried first, as the ASGI app does."""
+def mlflow_request_classes() -> dict[tuple[str, str], str]:
+    """(path, method) -> the protobuf request class MLflow serves there: the
+    stable name of an MLflow route, whatever its path spellings."""
+    from mlflow.server import handlers
 
-    def __init__(self, flask_app, fastapi_app_getter):
+    named = {}
+    for path, handler, methods in handlers.get_endpoints(lambda cls: cls):
+        for method in methods:
+            named[(path, method)] = getattr(handler, "__name__", str(handler))
+    return named
+
+
+Annotate = Callable[[str, str, str, bool], Route]
+
+
+class RouteTable:
+    """``annotate(method, template, key, native) -> Route`` is the auth
+    plugin's (it owns scopes, resources and the allow-list); the table only
+    enumerates and matches."""
+
+    def __init__(self, flask_app, annotate: Annotate):
         self.flask_app = flask_app
-        self._fastapi_app = fastapi_app_getter
-        self._native: list[tuple[frozenset, str, re.Pattern]] | None = None
+        self._annotate = annotate
+        # Plugins fill in the fields they own (the limiter its rate-limit group).
+        self.refiners: list[Callable[[Route], Route]] = []
+        self.routes: list[Route] = []
+        self._native: list[tuple[re.Pattern, dict[str, Route]]] = []
+        self._flask: dict[tuple[str, str], Route] = {}
+        self._adapter = None
+        self.built = False
 
-    def _native_routes(self):
-        if self._native is None:
-            app = self._fastapi_app()
-            self._native = list(fastapi_routes(app.router.routes)) if app is not None else []
-        return self._native
+    def annotate(self, method: str, template: str, key: str, native: bool) -> Route:
+        route = self._annotate(method, template, key, native)
+        for refine in self.refiners:
+            route = refine(route)
+        return route
 
-    @functools.lru_cache(maxsize=4096)
-    def template(self, method: str, path: str) -> str:
-        for methods, template, regex in self._native_routes():
-            if method in methods and regex.match(path):
-                return template
+    def build(self, fastapi_app=None) -> "RouteTable":
+        names = mlflow_request_classes()
+        self.routes, self._native, self._flask = [], [], {}
+        if fastapi_app is not None:
+            for methods, template, regex in fastapi_routes(fastapi_app.router.routes):
+                by_method = {m: self.annotate(m, template, f"fastapi:{template}", True)
+                             for m in methods}
+                self._native.append((regex, by_method))
+                self.routes.extend(by_method.values())
+        for rule in self.flask_app.url_map.iter_rules():
+            for method in sorted(rule.methods):
+                # HEAD is served by the GET view.
+                key = names.get((rule.rule, "GET" if method == "HEAD" else method)) or \
+                    rule.endpoint
+                route = self.annotate(method, rule.rule, key, False)
+                # Several rules can share a template (one per view): the router
+                # picks the first that allows the method, and so does the table.
+                self._flask.setdefault((rule.rule, method), route)
+                self.routes.append(route)
+        self._adapter = self.flask_app.url_map.bind("localhost")
+        self.resolve.cache_clear()
+        self.built = True
+        return self
+
+    def unclassified(self) -> list[Route]:
+        return [route for route in self.routes if not route.classified]
+
+    def _unmatched_route(self, method: str, path: str) -> Route:
+        # No router serves it (MLflow answers 404); it still needs a credential,
+        # judged on the path itself (its key), and counts under one label.
+        return self.annotate(method, UNMATCHED, path, False)
+
+    @functools.lru_cache(maxsize=8192)
+    def resolve(self, method: str, path: str) -> Resolved:
+        """The route a request for ``path`` will be routed to, as the routers
+        will choose it: FastAPI-native routes first, then Flask's."""
+        for regex, by_method in self._native:
+            match = regex.match(path)
+            if match and method in by_method:
+                return Resolved(by_method[method], match.groupdict())
         try:
-            rule, _ = self.flask_app.url_map.bind("localhost").match(
-                path, method, return_rule=True)
-            return rule.rule
+            rule, params = self._adapter.match(path, method, return_rule=True)
         except HTTPException:  # not found, wrong method, or a trailing-slash redirect
-            return UNMATCHED
+            return Resolved(self._unmatched_route(method, path), {})
+        return Resolved(self._flask[(rule.rule, method)], params)
+
+    def template(self, method: str, path: str) -> str:
+        return self.resolve(method, path).route.template

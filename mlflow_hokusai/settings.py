@@ -73,6 +73,13 @@ def _choice(*allowed: str) -> Callable[[str], str]:
     return parse
 
 
+def _permission(raw: str) -> str:
+    value = raw.strip().upper()
+    if value not in ("NO_PERMISSIONS", "READ", "EDIT", "MANAGE"):
+        raise ValueError("must be one of NO_PERMISSIONS, READ, EDIT, MANAGE")
+    return value
+
+
 def _sse(raw: str) -> str:
     # S3 wants these exact spellings; accept any case.
     canonical = {"aes256": "AES256", "aws:kms": "aws:kms"}
@@ -100,6 +107,10 @@ class Settings:
     key_cache_ttl_seconds: float = setting(
         0.9, "How long a worker trusts a key it verified (0-1 s): the bound on how late "
         "a revocation or expiry is seen.", _cache_ttl)
+    default_permission: str = setting(
+        "READ", "Permission on an experiment or registered model for every principal but its "
+        "owner (who has MANAGE) and those granted another: NO_PERMISSIONS (a private server), "
+        "READ, EDIT or MANAGE.", _permission)
     last_used_interval_seconds: float = setting(
         60.0, "A key's `last_used_at` is written at most once per this interval.", _positive_float)
     default_tier: str = setting(

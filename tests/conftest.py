@@ -170,10 +170,14 @@ def repo_root() -> Path:
 def _artifact_store(kind, tmp_path_factory):
     from tests.artifact_stores import start_store
 
-    def start_server(**kwargs):
+    def start_server(*, extra_env, **kwargs):
         db_file = tmp_path_factory.mktemp(f"artifacts-{kind}") / "mlflow.db"
+        # These servers test the repository behind the artifact proxy, at paths
+        # outside any experiment, which only the default permission governs
+        # (per-resource permissions of artifacts: test_permissions.py).
+        env = {"HOKUSAI_DEFAULT_PERMISSION": "MANAGE", **extra_env}
         return _start(tmp_path_factory, f"artifacts-{kind}", f"sqlite:///{db_file}",
-                      server="uvicorn", **kwargs)
+                      server="uvicorn", extra_env=env, **kwargs)
 
     yield from start_store(kind, tmp_path_factory, start_server)
 

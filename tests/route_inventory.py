@@ -12,6 +12,11 @@ def main():
     from mlflow_hokusai.routes import fastapi_routes, flask_routes
 
     built = create_app()
+    if "--unclassified" in sys.argv:  # routes the route table cannot judge
+        table = flask_app.extensions["hokusai"].routes
+        json.dump(sorted({(r.method, r.template, r.key) for r in table.unclassified()}),
+                  sys.stdout)
+        return
     if "--rest" in sys.argv:  # only the routes of RestBlueprints (documented in OpenAPI)
         from mlflow_hokusai.rest.blueprint import rest_blueprints
 

@@ -25,9 +25,9 @@ RUN_METRICS = [
 class Api:
     """Requests to one server with one key; ``prefix`` is "/api" or ""."""
 
-    def __init__(self, server, scopes="read,write", prefix="/api"):
+    def __init__(self, server, scopes="read,write", prefix="/api", owner=None):
         self.server = server
-        self.headers = {"X-API-Key": server.create_key(scopes)}
+        self.headers = {"X-API-Key": server.create_key(scopes, owner=owner)}
         self.prefix = prefix
 
     def __call__(self, method, path, **kwargs):
@@ -40,7 +40,10 @@ def registry(request, tmp_path_factory):
     """One registered model with two versions, each from a run with metrics and
     a small scikit-learn model, made with the unmodified MLflow client."""
     server = request.getfixturevalue(request.param)
-    key = server.create_key("read,write")
+    # The model's owner: the tests' writes are its owner's (per-resource
+    # permissions, which refuse anyone else's, are test_permissions.py's).
+    owner = f"models-{uuid.uuid4().hex[:8]}"
+    key = server.create_key("read,write", owner=owner)
     os.environ["MLFLOW_TRACKING_TOKEN"] = key
     mlflow.set_tracking_uri(server.url)
     name = f"api-{uuid.uuid4().hex[:8]}"
@@ -63,12 +66,12 @@ def registry(request, tmp_path_factory):
     # The client adds registered_model_meta to what it downloads; the store has none.
     files = sorted(os.path.relpath(os.path.join(d, f), local) for d, _, fs in os.walk(local)
                    for f in fs if f != "registered_model_meta")
-    return {"server": server, "name": name, "runs": runs, "files": files}
+    return {"server": server, "name": name, "runs": runs, "files": files, "owner": owner}
 
 
 @pytest.fixture
 def api(registry):
-    return Api(registry["server"])
+    return Api(registry["server"], owner=registry["owner"])
 
 
 def test_get_version(registry, api):
@@ -123,7 +126,7 @@ def test_update_description_and_tags(registry, api):
     assert response.status_code == 422
     assert response.json()["detail"][0]["type"] == "extra_forbidden"
     assert api("PATCH", f"/models/{name}/42", json={}).status_code == 404
-    reader = Api(registry["server"], "read")
+    reader = Api(registry["server"], "read", owner=registry["owner"])
     assert reader("PATCH", f"/models/{name}/1", json={}).status_code == 403
     assert reader("GET", f"/models/{name}/1").status_code == 200
 
@@ -144,7 +147,7 @@ def test_transition_moves_the_stage_alias(registry, api):
     response = api("POST", f"/models/{name}/2/transition", json={"stage": "Live"})
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["body", "stage"]
-    reader = Api(registry["server"], "read")
+    reader = Api(registry["server"], "read", owner=registry["owner"])
     assert reader("POST", f"/models/{name}/2/transition",
                   json={"stage": "Archived"}).status_code == 403
 
@@ -190,7 +193,7 @@ def test_register_from_uris_and_refusals(registry, api):
                                                     "model_name": name})
     assert missing.status_code == 404
     assert api("GET", f"/models/{name}/3").status_code == 404  # nothing was created
-    reader = Api(registry["server"], "read")
+    reader = Api(registry["server"], "read", owner=registry["owner"])
     assert reader("POST", "/models/register", json={"model_data": f"runs:/{run_id}/model",
                                                     "model_name": name}).status_code == 403
 
@@ -199,7 +202,7 @@ def test_delete_version(registry, api):
     name = f"{registry['name']}-del"
     assert api("POST", "/models/register", json={
         "model_data": f"models:/{registry['name']}/1", "model_name": name}).status_code == 201
-    reader = Api(registry["server"], "read")
+    reader = Api(registry["server"], "read", owner=registry["owner"])
     assert reader("DELETE", f"/models/{name}/1").status_code == 403
     response = api("DELETE", f"/models/{name}/1")
     assert response.json() == {"message": f"Model {name}:1 deleted successfully"}

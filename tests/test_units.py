@@ -180,13 +180,29 @@ def test_rate_limit_policy_from_settings():
     assert str(policy.key_limit(dataclasses.replace(standard, tier="free"))) == "100 per 1 minute"
     own = dataclasses.replace(standard, rate_limit="7/hour")
     assert str(policy.key_limit(own)) == "7 per 1 hour"
-    group, item = policy.route_limit("POST", "/api/2.0/mlflow/model-versions/create")
+    group, item = policy.route_limit("registration")
     assert group == "registration" and item.amount == 20
-    assert policy.route_limit("POST", "/api/models/register-tokenized")[0] == "registration"
-    assert policy.route_limit("GET", "/models/contributors/0xabc/impact")[0] == \
-        "contributor_impact"
-    assert policy.route_limit("GET", "/api/models/m/3/lineage")[0] == "lineage"
-    assert policy.route_limit("GET", "/api/2.0/mlflow/runs/get") is None
+    assert policy.route_limit(None) is None
+
+
+@pytest.mark.parametrize("method,template,group", [
+    ("POST", "/api/2.0/mlflow/model-versions/create", "registration"),
+    ("POST", "/api/models/register-tokenized", "registration"),
+    ("GET", "/models/contributors/<address>/impact", "contributor_impact"),
+    ("GET", "/api/models/<model_name>/<version>/lineage", "lineage"),
+    ("GET", "/api/2.0/mlflow/runs/get", None),
+    ("POST", "/api/models/<model_id>/lineage", None),
+])
+def test_rate_limit_groups_annotate_route_templates(method, template, group):
+    from mlflow_hokusai.plugins.ratelimit.policy import with_group
+    from mlflow_hokusai.routes import Route
+
+    assert with_group(Route(method, template, template, "read")).rate_group == group
+
+
+def test_rate_limit_policy_refuses_bad_settings():
+    from mlflow_hokusai.plugins.ratelimit.policy import Policy
+
     for env, message in [({"HOKUSAI_TIER_LIMITS": "free=10/minute"}, "no limit for"),
                          ({"HOKUSAI_ROUTE_LIMITS": "uploads=1/minute"}, "unknown name"),
                          ({"HOKUSAI_ROUTE_LIMITS": "lineage=lots"}, "not a limit")]:

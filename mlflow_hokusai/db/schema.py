@@ -96,6 +96,20 @@ owners = sa.Table(
     sa.Column("created_at", sa.BigInteger, nullable=False),
 )
 
+# A principal's permission on one experiment or registered model (plugins.auth.grants).
+grants = sa.Table(
+    "hokusai_grants",
+    metadata,
+    sa.Column("workspace", sa.String(63), primary_key=True),  # "" without workspaces
+    sa.Column("resource_type", sa.String(32), primary_key=True),
+    sa.Column("resource_id", sa.String(256), primary_key=True),
+    sa.Column("principal", sa.String(255), primary_key=True),
+    sa.Column("permission", sa.String(16), nullable=False),
+    sa.Column("granted_by", sa.String(255), nullable=True),
+    sa.Column("granted_at", sa.BigInteger, nullable=False),
+    sa.Index("ix_hokusai_grants_principal", "principal", "workspace", "resource_type"),
+)
+
 # --- The audit trail: one row per write request, whatever its outcome.
 audit_log = sa.Table(
     "hokusai_audit_log",

@@ -20,16 +20,16 @@ from mlflow_hokusai.pipeline import current_context
 from mlflow_hokusai.plugins.audit import api, resources
 from mlflow_hokusai.plugins.audit.recorder import AuditRecorder
 from mlflow_hokusai.plugins.auth import permissions
-from mlflow_hokusai.plugins.auth.scopes import ADMIN, READ
+from mlflow_hokusai.plugins.auth.scopes import ADMIN
 
 _UNRECORDED = {401, 429}
 _logger = logging.getLogger(__name__)
 _receivers = []  # blinker keeps weak references
 
 
-def _is_write(method: str, path: str) -> bool:
-    return method in permissions.WRITE_METHODS and \
-        permissions.required_scope(method, path) != READ
+def _is_write(context) -> bool:
+    # Writes, and any request a permission check refused (notes["audit"]).
+    return context.route is not None and (context.route.audited or "audit" in context.notes)
 
 
 def init_app(flask_app, hokusai) -> None:
@@ -42,7 +42,7 @@ def init_app(flask_app, hokusai) -> None:
     @flask_app.after_request
     def note_resources(response):
         context = current_context.get()
-        if context is not None and _is_write(context.request.method, context.request.path):
+        if context is not None and _is_write(context):
             try:
                 context.notes["audit_resources"] = resources.from_flask(flask.request, response)
             except Exception:  # noqa: BLE001 - the record must never fail the request
@@ -52,13 +52,12 @@ def init_app(flask_app, hokusai) -> None:
     def on_request(sender, context, status, seconds):
         request = context.request
         principal = context.principal
-        if principal is None or status in _UNRECORDED or \
-                not _is_write(request.method, request.path):
+        if principal is None or status in _UNRECORDED or not _is_write(context):
             return
         recorder.record({
             "time": int(time.time() * 1000), "request_id": context.request_id,
             "principal": principal.username, "key_id": principal.key_id,
-            "action": f"{request.method} {hokusai.routes.template(request.method, request.path)}",
+            "action": f"{request.method} {context.route.template}",
             "path": request.path, "status": status,
             **context.notes.get("audit_resources", {})})
 

@@ -51,6 +51,11 @@ def touched(path: str, view_args: dict, query: dict, body, answer) -> dict:
                "api_key_id": _pick(source, "key_id")}
         if any(part in path for part in _REGISTRY_PATHS):
             ids["model_name"] = ids["model_name"] or _pick(source, "name")
+        # A permission grant or revocation names its resource by type and id.
+        kind = {"experiment": "experiment_id", "registered_model": "model_name"}.get(
+            source.get("resource_type"))
+        if kind:
+            ids[kind] = ids[kind] or _pick(source, "resource_id")
         for name, value in ids.items():
             found[name] = found.get(name) or value
     if isinstance(answer, dict):

@@ -8,8 +8,11 @@ principal to MLflow live inside Flask.
 import flask
 
 from mlflow_hokusai.pipeline import current_principal
-from mlflow_hokusai.plugins.auth import api
+from mlflow_hokusai.plugins.auth import api, grants_api, visibility
+from mlflow_hokusai.plugins.auth.authorize import Authorizer
 from mlflow_hokusai.plugins.auth.gate import mark_public
+from mlflow_hokusai.plugins.auth.grants import Grants
+from mlflow_hokusai.plugins.auth.ownership import Ownership
 
 
 def _hand_principal_to_mlflow():
@@ -23,5 +26,13 @@ def _hand_principal_to_mlflow():
 def init_app(flask_app: flask.Flask, hokusai) -> None:
     hokusai.pipeline.add(mark_public, order=-20)
     hokusai.pipeline.add(hokusai.gate, order=0)
+    ttl = hokusai.settings.key_cache_ttl_seconds
+    hokusai.authorizer = Authorizer(hokusai.settings, Grants(hokusai.engine, ttl), Ownership(ttl))
+    visibility.configure(hokusai.authorizer)
+    # After the rate limits (10): a refused probe still counts against the key.
+    hokusai.pipeline.add(hokusai.authorizer.native_step, order=20)
     flask_app.register_blueprint(api.blueprint)
+    flask_app.register_blueprint(grants_api.blueprint)
+    flask_app.after_request(grants_api.follow_model_changes)
     flask_app.before_request(_hand_principal_to_mlflow)
+    flask_app.before_request(hokusai.authorizer.flask_hook)

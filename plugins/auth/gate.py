@@ -12,7 +12,8 @@ import time
 import sqlalchemy.exc
 
 from mlflow_hokusai import signals
-from mlflow_hokusai.errors import AuthenticationFailed, PermissionDenied, ServiceUnavailable
+from mlflow_hokusai.errors import (AuthenticationFailed, PermissionDenied, RouteNotClassified,
+                                   ServiceUnavailable)
 from mlflow_hokusai.pipeline import LookupNeeded, RequestContext
 from mlflow_hokusai.plugins.auth import credentials, keys, permissions, scopes
 from mlflow_hokusai.plugins.auth.jwt_tokens import JwtVerifier
@@ -54,8 +55,8 @@ class Gate:
         try:
             # Known before authorization, so that a refused write is audited as theirs.
             context.principal = self.identify(request, allow_io=allow_io)
-            self.authorize(request, context.principal)
-        except (AuthenticationFailed, PermissionDenied) as refusal:
+            self.authorize(context.route, context.principal, request)
+        except (AuthenticationFailed, PermissionDenied, RouteNotClassified) as refusal:
             signals.auth_decided.send(self, outcome=refusal.reason)
             raise
         except ServiceUnavailable:
@@ -70,8 +71,12 @@ class Gate:
         return self.authenticate(credential, allow_io=allow_io)
 
     @staticmethod
-    def authorize(request, principal: Principal) -> None:
-        needed = permissions.required_scope(request.method, request.path)
+    def authorize(route, principal: Principal, request) -> None:
+        if not route.classified:
+            _logger.warning("Refused %s: route %s is not in the route table",
+                            route.template, route.key)
+            raise RouteNotClassified(route.template)
+        needed = route.scope
         if not scopes.grants(principal.scopes, needed):
             _logger.info("Refused %s %s to %s: lacks %s scope",
                          request.method, request.path, principal.label, needed)

@@ -7,6 +7,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 import mlflow_hokusai
 from mlflow_hokusai import signals
+from mlflow_hokusai.routes import UNMATCHED
 
 REQUESTS = Counter("hokusai_http_requests_total", "HTTP requests answered",
                    ["method", "route", "status"])
@@ -35,11 +36,9 @@ _receivers = []
 
 
 def subscribe(flask_app, hokusai) -> None:
-    templates = hokusai.routes
-
     def on_request(sender, context, status, seconds):
-        request = context.request
-        labels = (request.method, templates.template(request.method, request.path), str(status))
+        route = context.route
+        labels = (context.request.method, route.template if route else UNMATCHED, str(status))
         REQUESTS.labels(*labels).inc()
         LATENCY.labels(*labels).observe(seconds)
 

@@ -11,9 +11,22 @@ from __future__ import annotations
 
 import importlib
 
-from mlflow_hokusai.plugins.auth import permissions
+from mlflow_hokusai.plugins.auth import permissions, resources
+from mlflow_hokusai.plugins.auth.resources import EDIT, MANAGE, READ
 from mlflow_hokusai.plugins.models.predictions import PredictionStore
+from mlflow_hokusai.routes import Access
 
+# Routes on one model version, judged by its registered model (the path's <name>).
+# Registration and batches check inside the view: the model is in the body.
+VERSION_ROUTES = (
+    ("GET", "/models/<name>/<version>", READ), ("PATCH", "/models/<name>/<version>", EDIT),
+    ("DELETE", "/models/<name>/<version>", MANAGE),
+    ("POST", "/models/<name>/<version>/transition", EDIT),
+    ("GET", "/models/<name>/<version>/metrics", READ),
+    ("GET", "/models/<name>/<version>/download", READ),
+    ("GET", "/models/<name>/<version>/predictions", READ),
+    ("POST", "/models/<name>/<version>/predictions", EDIT),
+)
 VIEWS = ("views_registry", "views_batch", "views_insights", "views_files", "views_predictions",
          "views_evaluate")
 
@@ -25,6 +38,8 @@ def init_app(flask_app, hokusai) -> None:
     for name in VIEWS:
         importlib.import_module(f"{__name__}.{name}")
 
+    for method, template, level in VERSION_ROUTES:
+        resources.declare(method, template, Access("registered_model", level, "name"))
     permissions.add_rule({"POST"}, r"(?:/api)?/models/evaluate",
                          hokusai.settings.evaluation_scope)
     hokusai.predictions = PredictionStore(hokusai.engine)

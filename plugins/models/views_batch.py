@@ -8,6 +8,8 @@ from mlflow.exceptions import MlflowException
 
 from mlflow_hokusai.errors import FromMlflow, HokusaiError, NotFound, PayloadTooLarge, \
     ValidationFailed
+from mlflow_hokusai.plugins.auth.authorize import require
+from mlflow_hokusai.plugins.auth.resources import EDIT, MANAGE
 from mlflow_hokusai.plugins.models import registry, schemas
 from mlflow_hokusai.plugins.models.blueprint import blueprint, hokusai
 
@@ -30,6 +32,9 @@ def _check(operations) -> None:
     limit = hokusai().settings.models_batch_max_operations
     if len(operations) > limit:
         raise PayloadTooLarge(f"{len(operations)} operations; the limit is {limit}")
+    for op in operations:  # the whole batch is refused if any operation would be
+        require("registered_model", schemas.parse_ref(op.model)[0],
+                MANAGE if op.action == "delete" else EDIT)
     issues, seen = [], {}
     for index, op in enumerate(operations):
         if op.model not in seen:

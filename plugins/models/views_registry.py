@@ -5,6 +5,8 @@ from __future__ import annotations
 from mlflow.entities.model_registry import ModelVersionTag
 from mlflow.exceptions import MlflowException
 
+from mlflow_hokusai.plugins.auth.authorize import require
+from mlflow_hokusai.plugins.auth.resources import EDIT
 from mlflow_hokusai.plugins.models import registry, schemas, sources
 from mlflow_hokusai.plugins.models.blueprint import blueprint, hokusai
 
@@ -64,6 +66,7 @@ def _tag_value(value) -> str:
 def register(body: schemas.RegisterBody):
     """Register a model URI as a new version (the registered model is created
     if missing); ``metadata`` becomes tags."""
+    require("registered_model", body.model_name, EDIT)  # creating one needs only `write`
     source = sources.resolve(body.model_data)
     store = registry.registry_store()
     try:

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from mlflow_hokusai.plugins.health import checks
 from mlflow_hokusai.plugins.ratelimit.limiter import Limiter
+from mlflow_hokusai.plugins.ratelimit.policy import with_group
 
 
 def init_app(flask_app, hokusai) -> None:
+    hokusai.routes.refiners.append(with_group)
     if not hokusai.settings.rate_limits_enabled:
         return
     limiter = hokusai.limiter = Limiter(hokusai.settings)

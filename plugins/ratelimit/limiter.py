@@ -123,7 +123,7 @@ class Limiter:
         request = context.request
         identity = principal.key_id or principal.label
         key_item = self.policy.key_limit(principal)
-        route = self.policy.route_limit(request.method, request.path)
+        route = self.policy.route_limit(context.route.rate_group)
         try:
             if route:
                 group, route_item = route

@@ -3,6 +3,7 @@ some route groups, a per-key route limit on top. All from settings."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import limits
@@ -56,10 +57,17 @@ class Policy:
             return limits.parse(principal.rate_limit)
         return self.tiers.get(principal.tier or self.default_tier, self.tiers[self.default_tier])
 
-    def route_limit(self, method: str, path: str) -> tuple[str, limits.RateLimitItem] | None:
-        path = normalize(path)
-        for group, item in self.routes.items():
-            if any(method in methods and pattern.fullmatch(path)
-                   for methods, pattern in ROUTE_GROUPS[group]):
-                return group, item
-        return None
+    def route_limit(self, group: str | None) -> tuple[str, limits.RateLimitItem] | None:
+        item = self.routes.get(group) if group else None
+        return (group, item) if item else None
+
+
+def with_group(route):
+    """Route-table refiner: the rate-limit group of a route, from its template."""
+
+    template = normalize(route.template)
+    for group, members in ROUTE_GROUPS.items():
+        if any(route.method in methods and pattern.fullmatch(template)
+               for methods, pattern in members):
+            return dataclasses.replace(route, rate_group=group)
+    return route

@@ -16,6 +16,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore
 from mlflow.store.model_registry.sqlalchemy_workspace_store import WorkspaceAwareSqlAlchemyStore
 
+from mlflow_hokusai.plugins.auth import visibility
 from mlflow_hokusai.plugins.store import (backfill, owners, refusals, sqlite_pragmas,
                                           transactions, triggers)
 from mlflow_hokusai.plugins.store import tags as hokusai_tags
@@ -35,6 +36,23 @@ class HokusaiRegistryMixin:
         refusals.listen(self.engine)
         sqlite_pragmas.install(self.engine)
         transactions.install(self)
+
+    # -- searches show only what the caller may read (plugins/auth/visibility.py)
+    def search_registered_models(self, *args, **kwargs):
+        with visibility.searching():
+            return super().search_registered_models(*args, **kwargs)
+
+    def search_model_versions(self, *args, **kwargs):
+        with visibility.searching():
+            return super().search_model_versions(*args, **kwargs)
+
+    def _get_workspace_clauses(self, model):
+        # MLflow's hook for workspace filters, applied to every registry table it
+        # searches (models, versions, their tags): all have the model's name.
+        clauses = super()._get_workspace_clauses(model)
+        name = getattr(model, "name", None)
+        clause = visibility.model_clause(name) if name is not None else None
+        return clauses if clause is None else [*clauses, clause]
 
     # -- registered models -----------------------------------------------------
     def create_registered_model(self, name, tags=None, description=None, deployment_job_id=None):

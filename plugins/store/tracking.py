@@ -14,6 +14,7 @@ from mlflow.store.tracking.sqlalchemy_workspace_store import WorkspaceAwareSqlAl
 from mlflow.utils.mlflow_tags import MLFLOW_USER
 
 from mlflow_hokusai.pipeline import current_principal
+from mlflow_hokusai.plugins.auth import visibility
 from mlflow_hokusai.plugins.store import backfill, owners, transactions
 from mlflow_hokusai.plugins.store.owners import Owner
 
@@ -33,6 +34,24 @@ class HokusaiTrackingMixin:
         super().__init__(*args, **kwargs)
         backfill.prepare(self.engine)
         transactions.install(self)
+
+    # Searches show only what the caller may read, filtered by the database
+    # itself (plugins/auth/visibility.py), so that pages stay full.
+    def search_experiments(self, *args, **kwargs):
+        with visibility.searching():
+            return super().search_experiments(*args, **kwargs)
+
+    def search_runs(self, *args, **kwargs):
+        with visibility.searching():
+            return super().search_runs(*args, **kwargs)
+
+    def _experiment_where_clauses(self):
+        clause = visibility.experiment_clause(SqlExperiment.experiment_id)
+        return [*super()._experiment_where_clauses(), *([] if clause is None else [clause])]
+
+    def _filter_experiment_ids(self, session, experiment_ids, lifecycle_stage=None):
+        experiment_ids = super()._filter_experiment_ids(session, experiment_ids, lifecycle_stage)
+        return visibility.visible_experiment_ids(session, experiment_ids)
 
     def create_experiment(self, name, artifact_location=None, tags=None):
         with _record_created(SqlExperiment, "experiment", "experiment_id", Owner.current()):

@@ -10,6 +10,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import ErrorCode, RESOURCE_ALREADY_EXISTS
 
 from mlflow_hokusai.errors import BadRequest, Conflict, NotFound, ValidationFailed
+from mlflow_hokusai.plugins.auth.authorize import require
+from mlflow_hokusai.plugins.auth.resources import EDIT
 from mlflow_hokusai.plugins.models.registry import registry_store, when
 from mlflow_hokusai.plugins.models.sources import resolve
 from mlflow_hokusai.plugins.store import reader, tags
@@ -38,6 +40,7 @@ def _next_token(rows: list, limit: int) -> str | None:
 
 # -- registration ------------------------------------------------------------------
 def register(body: schemas.RegisterTokenized) -> dict:
+    require("registered_model", body.model_name, EDIT)  # creating one needs only `write`
     bound = read(lambda session: reader.token(session, body.token_id))
     if bound is not None and bound["model_name"] != body.model_name:
         raise Conflict(f"Token '{body.token_id}' is already registered to model "

@@ -1,0 +1,99 @@
+"""What a principal may see in searches: SQL clauses the stores add to MLflow's
+own search queries (plugins/store), so that the database filters before it
+pages and every page is full; a later page never hides behind a short one.
+
+Visible: experiments and registered models the principal owns, those granted
+READ or more, and, when ``HOKUSAI_DEFAULT_PERMISSION`` is READ or more, all
+others except those granted ``NO_PERMISSIONS``. Runs follow their experiment,
+model versions their registered model. ``admin`` keys and callers outside a
+server request (a client on a ``hokusai+`` URI) see everything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+
+import sqlalchemy as sa
+
+from mlflow_hokusai.db.schema import owners as O
+from mlflow_hokusai.db.schema import registered_models as M
+from mlflow_hokusai.pipeline import current_principal
+from mlflow_hokusai.plugins.auth.scopes import ADMIN
+
+_authorizer = None  # set by the auth plugin
+_searching: contextvars.ContextVar[bool] = contextvars.ContextVar("hokusai_search",
+                                                                  default=False)
+_READABLE = ("READ", "EDIT", "MANAGE")
+
+
+def configure(authorizer) -> None:
+    global _authorizer
+    _authorizer = authorizer
+
+
+@contextlib.contextmanager
+def searching():
+    """Inside a store's search: the hooks below filter only there."""
+    token = _searching.set(True)
+    try:
+        yield
+    finally:
+        _searching.reset(token)
+
+
+def _viewer():
+    if not _searching.get() or _authorizer is None:
+        return None
+    principal = current_principal()
+    if principal is None or ADMIN in principal.scopes:
+        return None
+    return principal
+
+
+def _split_grants(principal, resource_type: str) -> tuple[list[str], list[str]]:
+    rows = _authorizer.grants.of_principal(principal.username, resource_type)
+    readable = [r for r, permission in rows if permission in _READABLE]
+    hidden = [r for r, permission in rows if permission not in _READABLE]
+    return readable, hidden
+
+
+def _clause(column, owned, principal, resource_type: str, as_int: bool):
+    readable, hidden = _split_grants(principal, resource_type)
+    cast = (lambda ids: [int(i) for i in ids if i.isdigit()]) if as_int else list
+    if _authorizer.default in _READABLE:
+        return sa.or_(column.not_in(cast(hidden)), column.in_(owned)) if hidden else None
+    return sa.or_(column.in_(owned), column.in_(cast(readable)))
+
+
+def experiment_clause(column):
+    """For ``SqlExperiment.experiment_id`` (an integer column) or None."""
+    principal = _viewer()
+    if principal is None:
+        return None
+    owned = sa.select(sa.cast(O.c.resource_id, sa.Integer)).where(
+        O.c.resource_type == "experiment", O.c.owner == principal.username)
+    return _clause(column, owned, principal, "experiment", as_int=True)
+
+
+def model_clause(column):
+    """For a registry table's model ``name`` column, or None."""
+    principal = _viewer()
+    if principal is None:
+        return None
+    owned = sa.select(M.c.name).where(M.c.owner == principal.username)
+    return _clause(column, owned, principal, "registered_model", as_int=False)
+
+
+def visible_experiment_ids(session, experiment_ids):
+    """The subset of ``experiment_ids`` the viewer may read (search_runs' scope)."""
+    from mlflow.store.tracking.dbmodels.models import SqlExperiment
+
+    clause = experiment_clause(SqlExperiment.experiment_id)
+    if clause is None or not experiment_ids:
+        return experiment_ids
+    ids = [int(i) for i in experiment_ids if str(i).isdigit()]
+    rows = session.execute(sa.select(SqlExperiment.experiment_id).where(
+        SqlExperiment.experiment_id.in_(ids), clause)).scalars().all()
+    kept = {str(row) for row in rows}
+    return [i for i in experiment_ids if str(i) in kept]

@@ -1,0 +1,96 @@
+"""A private server (HOKUSAI_DEFAULT_PERMISSION=NO_PERMISSIONS): searches and
+gets show a principal only what it owns or was granted, with full pages, on
+uvicorn + SQLite and gunicorn + PostgreSQL."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+
+from tests.conftest import _start
+from tests.test_permissions import API, Caller, _grant
+
+PRIVATE = {"HOKUSAI_DEFAULT_PERMISSION": "NO_PERMISSIONS"}
+
+
+@pytest.fixture(scope="module", params=["uvicorn-sqlite", "gunicorn-postgres"])
+def private_server(request, tmp_path_factory, make_postgres_database):
+    if request.param == "uvicorn-sqlite":
+        backend = f"sqlite:///{tmp_path_factory.mktemp('private') / 'mlflow.db'}"
+        running = _start(tmp_path_factory, "private-uvicorn", backend, server="uvicorn",
+                         extra_env=PRIVATE)
+    else:
+        backend = make_postgres_database()
+        running = _start(tmp_path_factory, "private-gunicorn", backend, server="gunicorn",
+                         hokusai_db=backend, extra_env=PRIVATE)
+    yield running
+    running.server.stop()
+
+
+def _pages(caller: Caller, path: str, query: dict, items: str, size: int) -> list[list]:
+    """Every page of a search; POST with a JSON body (runs, experiments) or GET."""
+    pages, token = [], None
+    while True:
+        body = {**query, "max_results": size, **({"page_token": token} if token else {})}
+        if path.endswith(("runs/search", "experiments/search")):
+            answer = caller.ok("POST", path, json=body)
+        else:
+            answer = caller.ok("GET", path, params=body)
+        pages.append(answer.get(items, []))
+        token = answer.get("next_page_token")
+        if not token:
+            return pages
+
+
+def test_searches_show_only_what_one_may_read_with_full_pages(private_server):
+    tag = uuid.uuid4().hex[:8]
+    alice = Caller(private_server, private_server.create_key("read,write", owner=f"alice-{tag}"))
+    bob = Caller(private_server, private_server.create_key("read,write", owner=f"bob-{tag}"))
+    mine: dict[str, list] = {"alice": [], "bob": []}
+    for index in range(5):  # interleaved, so a filter after paging would leave holes
+        for who, caller in (("alice", alice), ("bob", bob)):
+            name = f"vis-{tag}-{index}-{who}"
+            experiment = caller.ok("POST", f"{API}/experiments/create",
+                                   json={"name": name})["experiment_id"]
+            run = caller.ok("POST", f"{API}/runs/create", json={"experiment_id": experiment})
+            caller.ok("POST", f"{API}/registered-models/create", json={"name": name})
+            caller.ok("POST", f"{API}/model-versions/create",
+                      json={"name": name, "source": run["run"]["info"]["artifact_uri"],
+                            "run_id": run["run"]["info"]["run_id"]})
+            mine[who].append((name, experiment))
+
+    like = f"name LIKE 'vis-{tag}-%'"
+    experiments = _pages(bob, f"{API}/experiments/search", {"filter": like}, "experiments", 2)
+    assert [len(page) for page in experiments] == [2, 2, 1]
+    assert sorted(e["name"] for page in experiments for e in page) == \
+        sorted(name for name, _ in mine["bob"])
+    models = _pages(bob, f"{API}/registered-models/search", {"filter": like},
+                    "registered_models", 2)
+    assert [len(page) for page in models] == [2, 2, 1]
+    assert {m["name"] for page in models for m in page} == {n for n, _ in mine["bob"]}
+    versions = _pages(bob, f"{API}/model-versions/search", {"filter": like},
+                      "model_versions", 2)
+    assert [len(page) for page in versions] == [2, 2, 1]
+    # Runs: asked for everyone's experiments, bob gets his own experiments' runs.
+    every = [experiment for who in mine.values() for _, experiment in who]
+    runs = _pages(bob, f"{API}/runs/search", {"experiment_ids": every}, "runs", 2)
+    assert [len(page) for page in runs] == [2, 2, 1]
+    assert {r["info"]["experiment_id"] for page in runs for r in page} == \
+        {experiment for _, experiment in mine["bob"]}
+
+    # Alice's experiment does not exist for bob (a 404, as MLflow answers a missing one).
+    hidden = mine["alice"][0][1]
+    response = bob("GET", f"{API}/experiments/get", params={"experiment_id": hidden})
+    assert response.status_code == 404 and response.json()["error_code"] == \
+        "RESOURCE_DOES_NOT_EXIST"
+    assert bob("POST", f"{API}/runs/create",
+               json={"experiment_id": hidden}).status_code == 404
+
+    _grant(alice, f"bob-{tag}", "experiment", hidden, "READ")
+    time.sleep(1.0)
+    experiments = _pages(bob, f"{API}/experiments/search", {"filter": like}, "experiments", 3)
+    assert [len(page) for page in experiments] == [3, 3]
+    assert bob("GET", f"{API}/experiments/get",
+               params={"experiment_id": hidden}).status_code == 200
