@@ -62,22 +62,55 @@ def interleaved(measure, names: list[str], rounds: int) -> dict[str, float]:
     return {name: statistics.median(values) for name, values in results.items()}
 
 
-def measure_all(servers: dict, args) -> tuple[dict[str, float], dict[str, int]]:
-    """The request mix against each ``name: (server, headers)``: warm-up, then
-    interleaved rounds; (median req/s, errors of the last round) per side.
-    Errors mean the figure is not comparable."""
-    mixes = {name: request_mix(server, headers, *prepare_run(server, headers))
-             for name, (server, headers) in servers.items()}
-    for mix in mixes.values():
+def server_cpu_seconds(server) -> float:
+    """CPU time (user + system) of a server and all its workers so far."""
+    import psutil
+
+    root = psutil.Process(server.process.pid)
+    total = 0.0
+    for process in [root, *root.children(recursive=True)]:
+        try:
+            times = process.cpu_times()
+            total += times.user + times.system
+        except psutil.NoSuchProcess:  # a worker restarted in between
+            pass
+    return total
+
+
+def measure_mixes(mixes: dict, args, cpu: dict | None = None
+                  ) -> tuple[dict[str, float], dict[str, int]]:
+    """``name: (server, for_thread)`` request mixes: warm-up, then interleaved
+    rounds; (median req/s, errors of the last round) per side. With ``cpu``,
+    also fills it with the median server CPU milliseconds per request: on a
+    small machine shared with the clients, throughput is noisy, CPU less so."""
+    for _, mix in mixes.values():
         drive(mix, seconds=2, concurrency=args.concurrency)
     errors: dict[str, int] = {}
+    cpu_rounds: dict[str, list[float]] = {name: [] for name in mixes}
 
     def measure(name):
-        rate, errors[name] = drive(mixes[name], seconds=args.seconds,
-                                   concurrency=args.concurrency)
+        server, mix = mixes[name]
+        before = server_cpu_seconds(server) if cpu is not None else 0.0
+        rate, errors[name] = drive(mix, seconds=args.seconds, concurrency=args.concurrency)
+        if cpu is not None and rate:
+            cpu_rounds[name].append(
+                (server_cpu_seconds(server) - before) * 1000 / (rate * args.seconds))
         return rate
 
-    return interleaved(measure, list(mixes), args.rounds), errors
+    figures = interleaved(measure, list(mixes), args.rounds)
+    if cpu is not None:
+        cpu.update({name: statistics.median(values) for name, values in cpu_rounds.items()
+                    if values})
+    return figures, errors
+
+
+def measure_all(servers: dict, args, cpu: dict | None = None
+                ) -> tuple[dict[str, float], dict[str, int]]:
+    """The request mix against each ``name: (server, headers)``. Errors mean the
+    figure is not comparable."""
+    mixes = {name: (server, request_mix(server, headers, *prepare_run(server, headers)))
+             for name, (server, headers) in servers.items()}
+    return measure_mixes(mixes, args, cpu)
 
 
 def print_table(title: str, figures: dict[str, float], baseline: str, errors=None,
@@ -94,7 +127,8 @@ def print_table(title: str, figures: dict[str, float], baseline: str, errors=Non
 def prepare_run(server, headers: dict) -> tuple[str, str]:
     """An experiment and a run to aim the request mix at."""
     api = server.url + "/api/2.0/mlflow"
-    experiment = requests.post(f"{api}/experiments/create", json={"name": "bench"},
+    experiment = requests.post(f"{api}/experiments/create",
+                               json={"name": f"bench-{time.time_ns()}"},
                                headers=headers, timeout=30).json()["experiment_id"]
     run = requests.post(f"{api}/runs/create", json={"experiment_id": experiment},
                         headers=headers, timeout=30).json()["run"]["info"]["run_id"]

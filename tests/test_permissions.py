@@ -257,8 +257,8 @@ def test_mlflow_clients_work_for_the_owner_and_see_permission_denied(team, monke
     monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", owner.key)
     auth = AuthServiceClient(server.url)
     auth.grant_user_permission(f"bob-{tag}", "experiment", experiment, "EDIT")
+    time.sleep(1.0)  # every worker reads grants again within a second
     assert auth.get_user_permission(f"bob-{tag}", "experiment", experiment).permission == "EDIT"
-    time.sleep(1.0)
     monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", other.key)
     client.log_metric(run.info.run_id, "loss", 0.3)
     monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", owner.key)

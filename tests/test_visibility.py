@@ -80,6 +80,23 @@ def test_searches_show_only_what_one_may_read_with_full_pages(private_server):
     assert {r["info"]["experiment_id"] for page in runs for r in page} == \
         {experiment for _, experiment in mine["bob"]}
 
+    # Hokusai's model API lists only what bob may read, its pages full too.
+    listed, token = [], None
+    while True:
+        page = bob.ok("GET", "/api/models/", params={"name": f"vis-{tag}", "max_results": 2,
+                                                     **({"page_token": token} if token else {})})
+        listed.append([m["name"] for m in page["models"]])
+        token = page["next_page_token"]
+        if not token:
+            break
+    assert [len(names) for names in listed] == [2, 2, 1]
+    assert {n for names in listed for n in names} == {n for n, _ in mine["bob"]}
+    for who, caller in (("alice", alice), ("bob", bob)):
+        caller.ok("POST", f"/api/models/{mine[who][0][0]}/1/transition",
+                  json={"stage": "Production"})
+    production = {m["name"] for m in bob.ok("GET", "/api/models/production")["models"]}
+    assert mine["bob"][0][0] in production and mine["alice"][0][0] not in production
+
     # Alice's experiment does not exist for bob (a 404, as MLflow answers a missing one).
     hidden = mine["alice"][0][1]
     response = bob("GET", f"{API}/experiments/get", params={"experiment_id": hidden})
@@ -87,6 +104,21 @@ def test_searches_show_only_what_one_may_read_with_full_pages(private_server):
         "RESOURCE_DOES_NOT_EXIST"
     assert bob("POST", f"{API}/runs/create",
                json={"experiment_id": hidden}).status_code == 404
+
+    # GraphQL reaches the stores directly: they hide the run too.
+    alice_run = alice.ok("POST", f"{API}/runs/search",
+                         json={"experiment_ids": [hidden]})["runs"][0]["info"]["run_id"]
+    query = {"query": "query q($id: String) { mlflowGetRun(input: {runId: $id}) "
+                      "{ run { info { runId } } apiError { code } } }",
+             "variables": {"id": alice_run}}
+    answer = bob.ok("POST", "/graphql", json=query)
+    # No run, and the same "not found" a run id nobody holds gets.
+    assert answer["data"]["mlflowGetRun"] is None, answer
+    assert str(answer["errors"][0]).endswith(f"Run with id={alice_run} not found"), answer
+    assert alice.ok("POST", "/graphql", json=query)["data"]["mlflowGetRun"]["run"]["info"][
+        "runId"] == alice_run
+    models = bob("GET", f"{API}/registered-models/get", params={"name": mine["alice"][0][0]})
+    assert models.status_code == 404
 
     _grant(alice, f"bob-{tag}", "experiment", hidden, "READ")
     time.sleep(1.0)

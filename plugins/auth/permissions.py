@@ -1,8 +1,9 @@
 """Which scope each route needs: an exact public allow-list, then an ordered rule
 table, then the default (GET/HEAD need ``read``, every other method ``write``).
 
-A route nobody listed is never public: a route that a future MLflow adds falls
-to the default, behind a credential.
+Applied once per route template when the route table is built (see
+mlflow_hokusai.routes and plugins.auth.annotate), and to the path itself for a
+request no route matches. A route nobody listed is never public.
 """
 
 from __future__ import annotations

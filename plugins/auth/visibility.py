@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from mlflow_hokusai.db.schema import owners as O
 from mlflow_hokusai.db.schema import registered_models as M
-from mlflow_hokusai.pipeline import current_principal
+from mlflow_hokusai.pipeline import current_context, current_principal
 from mlflow_hokusai.plugins.auth.scopes import ADMIN
 
 _authorizer = None  # set by the auth plugin
@@ -83,6 +83,29 @@ def model_clause(column):
         return None
     owned = sa.select(M.c.name).where(M.c.owner == principal.username)
     return _clause(column, owned, principal, "registered_model", as_int=False)
+
+
+def hidden(resource_type: str, resource_id) -> bool:
+    """Whether the caller may not READ the experiment or registered model: the
+    stores' gets answer as if it did not exist (GraphQL and every handler
+    reach them, whatever route asked)."""
+    context = current_context.get()
+    principal = context.principal if context else None
+    if principal is None or ADMIN in principal.scopes or _authorizer is None:
+        return False
+    # Only on read routes: a write route's check already required more than
+    # READ, and MLflow's writes call these gets inside their own session (a
+    # lookup from there could wait on the pool that session holds).
+    if context.route is None or context.route.scope != "read":
+        return False
+    level = _authorizer.level(principal.username, resource_type, str(resource_id))
+    return level not in _READABLE
+
+
+def model_filters(column) -> list:
+    """``model_clause`` as a list of filters (empty when nothing is hidden)."""
+    clause = model_clause(column)
+    return [] if clause is None else [clause]
 
 
 def visible_experiment_ids(session, experiment_ids):

@@ -17,6 +17,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.server import handlers
 
 from mlflow_hokusai.errors import NotFound
+from mlflow_hokusai.plugins.auth import visibility
 
 STAGE_ALIASES = ("staging", "production", "archived")
 
@@ -137,11 +138,14 @@ def production_versions() -> list[dict]:
                                                              SqlRegisteredModelAlias)
 
     store = registry_store()
-    with store.ManagedSessionMaker() as session:
+    with store.ManagedSessionMaker() as session, visibility.searching():
+        # Only the models the caller may read (plugins/auth/visibility.py).
         staged = store._get_query(session, SqlModelVersion).filter(
-            SqlModelVersion.current_stage == "Production").all()
+            SqlModelVersion.current_stage == "Production",
+            *visibility.model_filters(SqlModelVersion.name)).all()
         aliased = store._get_query(session, SqlRegisteredModelAlias).filter(
-            SqlRegisteredModelAlias.alias == "production").all()
+            SqlRegisteredModelAlias.alias == "production",
+            *visibility.model_filters(SqlRegisteredModelAlias.name)).all()
         keys = sorted({(v.name, v.version) for v in staged} |
                       {(a.name, a.version) for a in aliased})
     versions = [get_version(name, version) for name, version in keys]

@@ -13,6 +13,7 @@ import functools
 
 from mlflow.environment_variables import MLFLOW_ENABLE_WORKSPACES
 from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST
 from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore
 from mlflow.store.model_registry.sqlalchemy_workspace_store import WorkspaceAwareSqlAlchemyStore
 
@@ -25,6 +26,7 @@ from mlflow_hokusai.plugins.store.owners import Owner
 
 class HokusaiRegistryMixin:
     hokusai_index = True  # what the Hokusai endpoints look for
+    _hokusai_ready = False  # gets made while MLflow builds the store are not judged
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -36,6 +38,7 @@ class HokusaiRegistryMixin:
         refusals.listen(self.engine)
         sqlite_pragmas.install(self.engine)
         transactions.install(self)
+        self._hokusai_ready = True
 
     # -- searches show only what the caller may read (plugins/auth/visibility.py)
     def search_registered_models(self, *args, **kwargs):
@@ -51,8 +54,32 @@ class HokusaiRegistryMixin:
         # searches (models, versions, their tags): all have the model's name.
         clauses = super()._get_workspace_clauses(model)
         name = getattr(model, "name", None)
-        clause = visibility.model_clause(name) if name is not None else None
-        return clauses if clause is None else [*clauses, clause]
+        return clauses if name is None else [*clauses, *visibility.model_filters(name)]
+
+    def _readable(self, name: str) -> None:
+        if self._hokusai_ready and visibility.hidden("registered_model", name):
+            raise MlflowException(f"Registered Model with name={name} not found",
+                                  RESOURCE_DOES_NOT_EXIST)
+
+    def get_registered_model(self, name):
+        self._readable(name)
+        return super().get_registered_model(name)
+
+    def get_latest_versions(self, name, stages=None):
+        self._readable(name)
+        return super().get_latest_versions(name, stages)
+
+    def get_model_version(self, name, version):
+        self._readable(name)
+        return super().get_model_version(name, version)
+
+    def get_model_version_download_uri(self, name, version):
+        self._readable(name)
+        return super().get_model_version_download_uri(name, version)
+
+    def get_model_version_by_alias(self, name, alias):
+        self._readable(name)
+        return super().get_model_version_by_alias(name, alias)
 
     # -- registered models -----------------------------------------------------
     def create_registered_model(self, name, tags=None, description=None, deployment_job_id=None):

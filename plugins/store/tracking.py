@@ -8,6 +8,8 @@ import functools
 
 from mlflow.entities import RunTag
 from mlflow.environment_variables import MLFLOW_ENABLE_WORKSPACES
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST
 from mlflow.store.tracking.dbmodels.models import SqlExperiment, SqlRun
 from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 from mlflow.store.tracking.sqlalchemy_workspace_store import WorkspaceAwareSqlAlchemyStore
@@ -30,10 +32,18 @@ def _record_created(kind: type, resource_type: str, id_attribute: str, owner: Ow
 class HokusaiTrackingMixin:
     hokusai_index = True  # what the Hokusai endpoints look for
 
+    _hokusai_ready = False  # gets made while MLflow builds the store are not judged
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         backfill.prepare(self.engine)
         transactions.install(self)
+        self._hokusai_ready = True
+
+    def _hidden(self, experiment_id) -> bool:
+        # While MLflow builds the store (it reads the Default experiment), the
+        # check, which reads through the built store, would wait on itself.
+        return self._hokusai_ready and visibility.hidden("experiment", experiment_id)
 
     # Searches show only what the caller may read, filtered by the database
     # itself (plugins/auth/visibility.py), so that pages stay full.
@@ -52,6 +62,24 @@ class HokusaiTrackingMixin:
     def _filter_experiment_ids(self, session, experiment_ids, lifecycle_stage=None):
         experiment_ids = super()._filter_experiment_ids(session, experiment_ids, lifecycle_stage)
         return visibility.visible_experiment_ids(session, experiment_ids)
+
+    def get_experiment(self, experiment_id):
+        if self._hidden(experiment_id):
+            raise MlflowException(f"No Experiment with id={experiment_id} exists",
+                                  RESOURCE_DOES_NOT_EXIST)
+        return super().get_experiment(experiment_id)
+
+    def get_experiment_by_name(self, experiment_name):
+        experiment = super().get_experiment_by_name(experiment_name)
+        if experiment is not None and self._hidden(experiment.experiment_id):
+            return None  # MLflow's answer for a name nobody holds
+        return experiment
+
+    def get_run(self, run_id):
+        run = super().get_run(run_id)
+        if self._hidden(run.info.experiment_id):
+            raise MlflowException(f"Run with id={run_id} not found", RESOURCE_DOES_NOT_EXIST)
+        return run
 
     def create_experiment(self, name, artifact_location=None, tags=None):
         with _record_created(SqlExperiment, "experiment", "experiment_id", Owner.current()):

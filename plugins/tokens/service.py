@@ -10,6 +10,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import ErrorCode, RESOURCE_ALREADY_EXISTS
 
 from mlflow_hokusai.errors import BadRequest, Conflict, NotFound, ValidationFailed
+from mlflow_hokusai.plugins.auth import visibility
 from mlflow_hokusai.plugins.auth.authorize import require
 from mlflow_hokusai.plugins.auth.resources import EDIT
 from mlflow_hokusai.plugins.models.registry import registry_store, when
@@ -99,8 +100,8 @@ def by_token(token_id: str, page: schemas.Page) -> dict:
             session, name, [row["version"] for row in shown])
 
     found = read(query)
-    if found is None:
-        raise NotFound(f"Token not found: {token_id}")
+    if found is None or visibility.hidden("registered_model", found[0]["model_name"]):
+        raise NotFound(f"Token not found: {token_id}")  # a model one may not read: the same
     token, rows, shown, binding, states = found
     return {"token_id": token["token_id"], "model_name": token["model_name"],
             "metric_name": binding["benchmark_metric"] if binding else None,
@@ -145,6 +146,8 @@ def version_lineage(name: str, number: int) -> dict:
     if row is None:
         raise NotFound(f"Model not found: {name}:{number}")
     run = read(lambda session: reader.run_lineage(session, row["run_id"]), registry=False)
+    if run and visibility.hidden("experiment", run["experiment_id"]):
+        run = None  # the source run is in an experiment the caller may not read
     return {"model": f"{name}:{number}",
             "parents": [{"version": p["version"], "run_id": p["run_id"],
                          "created_at": when(p["created_at"])} for p in parents],
@@ -159,7 +162,8 @@ def contributor_impact(address: str) -> dict:
         normalized = normalize_address(address)
     except InvalidAddress as error:
         raise BadRequest(str(error)) from None
-    rows = read(lambda session: reader.contributions(session, normalized))
+    rows = [row for row in read(lambda session: reader.contributions(session, normalized))
+            if not visibility.hidden("registered_model", row["model_name"])]
     improved = {row["model_name"] for row in rows if (row["improvement"] or 0) > 0}
     times = [when(row["contributed_at"]) for row in rows]
     return {"address": normalized, "total_models_improved": len(improved),
