@@ -128,13 +128,16 @@ def keys():
               help="Own limit overriding the tier's, e.g. '500/minute'.")
 @click.option("--expires-in", "expires_in", type=float, default=None, metavar="DAYS",
               help="Expire after this many days (fractions allowed).")
+@click.option("--workspaces", default=None, metavar="NAMES",
+              help="MLflow workspaces the key may enter (comma-separated, or '*' for all).")
 @database_option
 @json_option
-def keys_create(name, owner, scope_list, tier, rate_limit, expires_in, database_uri, as_json):
+def keys_create(name, owner, scope_list, tier, rate_limit, expires_in, workspaces, database_uri,
+                as_json):
     """Create a key and print it once."""
     key, plaintext = _keystore(database_uri).create(
         name, owner=owner, scopes=scope_list, tier=tier, rate_limit=rate_limit,
-        expires_in_days=expires_in)
+        expires_in_days=expires_in, workspaces=workspaces)
     _print_new_key(key, plaintext, as_json)
 
 

@@ -77,6 +77,18 @@ class RouteNotClassified(HokusaiError):
         self.reason = "unclassified"
 
 
+class WorkspaceRefused(HokusaiError):
+    """403: the credential is not bound to the MLflow workspace the request names."""
+
+    status = 403
+    error_code = "PERMISSION_DENIED"
+
+    def __init__(self, workspace: str):
+        super().__init__(f"This credential is not bound to workspace '{workspace}'",
+                         workspace=workspace)
+        self.reason = "workspace"
+
+
 class NotFound(HokusaiError):
     status = 404
     error_code = "RESOURCE_DOES_NOT_EXIST"

@@ -24,6 +24,8 @@ api_keys = sa.Table(
     sa.Column("rotated_from", sa.String(32), nullable=True),
     sa.Column("rate_limit", sa.String(64), nullable=True),
     sa.Column("rotated_to", sa.String(32), nullable=True),
+    # MLflow workspaces (tenants) the key may enter: "a,b", "*" for all, NULL unbound.
+    sa.Column("workspaces", sa.String(1000), nullable=True),
 )
 
 # --- The registry index: kept by the store plugins in the same transactions as

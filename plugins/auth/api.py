@@ -32,11 +32,11 @@ def list_keys():
 @blueprint.post("")
 def create_key():
     body = json_object(allowed={"name", "owner", "scopes", "tier", "rate_limit",
-                                "expires_in_days"}, required={"name"})
+                                "expires_in_days", "workspaces"}, required={"name"})
     key, plaintext = _store().create(
         body["name"], owner=body.get("owner"), scopes=body.get("scopes", DEFAULT_SCOPES),
         tier=body.get("tier"), rate_limit=body.get("rate_limit"),
-        expires_in_days=body.get("expires_in_days"))
+        expires_in_days=body.get("expires_in_days"), workspaces=body.get("workspaces"))
     _logger.info("API key %s (%s) created by %s", key.id, key.prefix, _actor())
     return {**key.to_dict(), "key": plaintext}, 201
 

@@ -33,6 +33,17 @@ class Principal:
     tier: str | None = None
     rate_limit: str | None = None  # the key's own limit, overriding its tier's
     label: str = ""  # safe to log: a key's id and prefix, or a JWT subject
+    # MLflow workspaces it may enter ("*" among them: all); None: unbound.
+    workspaces: frozenset[str] | None = None
+
+
+def _tenant(claims) -> frozenset[str] | None:
+    """A JWT's ``tenant_id`` claim (one name or a list) as workspaces."""
+    raw = claims.get("tenant_id")
+    if raw is None:
+        return None
+    names = raw if isinstance(raw, list) else [raw]
+    return frozenset(str(name) for name in names if str(name))
 
 
 def mark_public(context: RequestContext, allow_io: bool) -> None:
@@ -88,7 +99,8 @@ class Gate:
             tier = claims.get("tier") if claims.get("tier") in TIERS else \
                 self.settings.default_tier
             return Principal(username=str(claims["sub"]), kind="jwt", scopes=claims["scopes"],
-                             tier=tier, label=f"jwt:{claims['sub']}")
+                             tier=tier, label=f"jwt:{claims['sub']}",
+                             workspaces=_tenant(claims))
         if not keys.is_well_formed(credential.value):
             raise AuthenticationFailed("malformed")
         key_hash = keys.hash_key(credential.value)
@@ -105,7 +117,9 @@ class Gate:
             raise AuthenticationFailed(state)
         return Principal(username=record.owner, kind="api_key", scopes=frozenset(record.scopes),
                          key_id=record.id, tier=record.tier, rate_limit=record.rate_limit,
-                         label=f"{record.id} ({record.prefix})")
+                         label=f"{record.id} ({record.prefix})",
+                         workspaces=frozenset(record.workspaces.split(","))
+                         if record.workspaces else None)
 
     def _cached(self, key_hash: str) -> ApiKey | None:
         entry = self._cache.get(key_hash)

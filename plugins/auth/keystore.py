@@ -52,6 +52,7 @@ class ApiKey:
     rotated_from: str | None
     rate_limit: str | None
     rotated_to: str | None
+    workspaces: str | None = None  # "a,b", "*" (all), or None (unbound)
 
     @classmethod
     def from_row(cls, row) -> "ApiKey":
@@ -70,6 +71,7 @@ class ApiKey:
     def to_dict(self) -> dict:
         data = dataclasses.asdict(self)
         data["scopes"] = list(self.scopes)
+        data["workspaces"] = self.workspaces.split(",") if self.workspaces else None
         for name in ("created_at", "expires_at", "last_used_at", "revoked_at"):
             data[name] = _iso(data[name])
         data["state"] = self.state(now_ms())
@@ -99,6 +101,24 @@ def _scopes(value) -> tuple[str, ...]:
         return scopes.parse(value)
     except ValueError as exc:
         raise BadRequest(str(exc)) from None
+
+
+_WORKSPACE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}|\*")
+
+
+def _workspaces(value) -> str | None:
+    """A key's MLflow workspaces: a list or comma-separated names, or "*"."""
+    if value is None:
+        return None
+    names = value.split(",") if isinstance(value, str) else value
+    if not isinstance(names, (list, tuple)) or not names or \
+            not all(isinstance(n, str) and _WORKSPACE.fullmatch(n.strip()) for n in names):
+        raise BadRequest("workspaces must be workspace names (letters, digits, '.', '_', "
+                         "'-', at most 63) or '*', as a list or comma-separated")
+    joined = ",".join(sorted({n.strip() for n in names}))
+    if len(joined) > 1000:
+        raise BadRequest("workspaces: too many names")
+    return joined
 
 
 def _tier(value) -> str:
@@ -140,15 +160,16 @@ class KeyStore:
         self.default_tier = default_tier
 
     def create(self, name, *, owner=None, scopes=DEFAULT_SCOPES, tier=None, rate_limit=None,
-               expires_in_days=None) -> tuple[ApiKey, str]:
+               expires_in_days=None, workspaces=None) -> tuple[ApiKey, str]:
         row, plaintext = self._new_row(name, owner=owner, scopes=scopes, tier=tier,
-                                       rate_limit=rate_limit, expires_in_days=expires_in_days)
+                                       rate_limit=rate_limit, expires_in_days=expires_in_days,
+                                       workspaces=workspaces)
         with self.engine.begin() as conn:
             conn.execute(api_keys.insert().values(**row))
         return self.get(row["id"]), plaintext
 
     def _new_row(self, name, *, owner, scopes, tier, rate_limit, expires_in_days,
-                 rotated_from=None) -> tuple[dict, str]:
+                 rotated_from=None, workspaces=None) -> tuple[dict, str]:
         """A validated row and the key's plaintext; nothing is written yet."""
         created = now_ms()
         name = _name(name)
@@ -163,6 +184,7 @@ class KeyStore:
             "expires_at": _expiry(expires_in_days, created),
             "revoked": False,
             "rotated_from": rotated_from,
+            "workspaces": _workspaces(workspaces),
         }
         plaintext = keys.generate(self.environment)
         row.update(prefix=keys.display_prefix(plaintext), key_hash=keys.hash_key(plaintext))
@@ -219,7 +241,8 @@ class KeyStore:
             remaining_days = max((old.expires_at - now) / 86_400_000, 1e-6)
         row, plaintext = self._new_row(old.name, owner=old.owner, scopes=old.scopes,
                                        tier=old.tier, rate_limit=old.rate_limit,
-                                       expires_in_days=remaining_days, rotated_from=old.id)
+                                       expires_in_days=remaining_days, rotated_from=old.id,
+                                       workspaces=old.workspaces)
         retire = {"rotated_to": row["id"]}
         if grace_period_hours == 0:
             retire.update(revoked=True, revoked_at=now)

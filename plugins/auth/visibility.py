@@ -51,8 +51,13 @@ def _viewer():
     return principal
 
 
+def _workspace() -> str:
+    context = current_context.get()
+    return context.notes.get("workspace", "") if context else ""
+
+
 def _split_grants(principal, resource_type: str) -> tuple[list[str], list[str]]:
-    rows = _authorizer.grants.of_principal(principal.username, resource_type)
+    rows = _authorizer.grants.of_principal(principal.username, resource_type, _workspace())
     readable = [r for r, permission in rows if permission in _READABLE]
     hidden = [r for r, permission in rows if permission not in _READABLE]
     return readable, hidden
@@ -98,7 +103,8 @@ def hidden(resource_type: str, resource_id) -> bool:
     # lookup from there could wait on the pool that session holds).
     if context.route is None or context.route.scope != "read":
         return False
-    level = _authorizer.level(principal.username, resource_type, str(resource_id))
+    level = _authorizer.level(principal.username, resource_type, str(resource_id),
+                              context.notes.get("workspace", ""))
     return level not in _READABLE
 
 
