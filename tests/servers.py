@@ -35,7 +35,8 @@ class MlflowServer:
         self.server = server
         self.workers = workers
         self.app_name = app_name
-        self.env = env or {}
+        # Browser sessions are on by default and need a secret shared by the workers.
+        self.env = {"HOKUSAI_SESSION_SECRET": "test-session-secret-" + workdir.name, **(env or {})}
         self.artifacts = artifacts or str(self.workdir / "artifacts")
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"

@@ -34,6 +34,7 @@ import pydantic
 from werkzeug.exceptions import HTTPException
 
 from mlflow_hokusai.errors import FromMlflow, HokusaiError, ValidationFailed, render
+from mlflow_hokusai.web import json_body_bytes
 
 _logger = logging.getLogger(__name__)
 API_PREFIX = "/api"
@@ -92,7 +93,7 @@ def _validate(model, data, where: str):
 
 
 def _json_body() -> Any:
-    raw = flask.request.get_data(cache=True)
+    raw = json_body_bytes()
     if not raw.strip():
         return {}
     try:
