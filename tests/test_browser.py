@@ -90,7 +90,8 @@ def test_a_person_logs_in_browses_and_logs_out(chromium, uvicorn_sqlite, ui_data
         screenshot(page, "02-experiments")
         page.goto(f"{server.url}/#/experiments/{ui_data['experiment_id']}/runs/"
                   f"{ui_data['run_id']}/artifacts")
-        page.get_by_text("hello.txt").first.wait_for()
+        page.get_by_text("hello.txt").first.click()
+        page.get_by_text("hello from a run").first.wait_for()  # the file, read with the session
         screenshot(page, "03-run-artifacts")
         page.goto(f"{server.url}/#/models")
         page.get_by_text(ui_data["model"]).first.wait_for()
@@ -133,7 +134,7 @@ def _manage_keys(page, server) -> None:
     page.reload()
     row = page.locator("#keys tr", has_text="made-in-browser")
     row.locator("button.rotate").click()
-    page.wait_for_function("document.getElementById('secret-value').textContent.length > 0")
+    page.locator("#secret").wait_for()  # hidden again since the reload, until rotated
     rotated = page.inner_text("#secret-value")
     assert rotated.startswith("hk_") and rotated != created
     time.sleep(1.0)  # the key cache's bound (HOKUSAI_KEY_CACHE_TTL_SECONDS)

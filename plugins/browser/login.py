@@ -16,6 +16,7 @@ from mlflow_hokusai.errors import BadRequest, CrossSiteRefused
 from mlflow_hokusai.pipeline import current_context, current_principal
 from mlflow_hokusai.plugins.auth.credentials import SESSION_COOKIE
 from mlflow_hokusai.plugins.browser.navigation import LOGIN_PATH, safe_next
+from mlflow_hokusai.plugins.browser.pages import no_store, page
 from mlflow_hokusai.web import json_object
 
 LOGOUT_PATH = "/logout"
@@ -27,15 +28,9 @@ def _browser():
     return flask.current_app.extensions["hokusai_browser"]
 
 
-def _no_store(response: flask.Response) -> flask.Response:
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
 @blueprint.get(LOGIN_PATH)
 def login_page():
-    return _no_store(flask.make_response(flask.render_template(
-        "hokusai_browser/login.html", next=safe_next(flask.request.args.get("next")))))
+    return page("login.html", next=safe_next(flask.request.args.get("next")))
 
 
 @blueprint.post(LOGIN_PATH)
@@ -54,14 +49,14 @@ def login():
                               principal.username})
     _browser().sessions.set_cookie(response, principal.key_id, secure=flask.request.is_secure)
     _logger.info("Session started for API key %s", principal.label)
-    return _no_store(response)
+    return no_store(response)
 
 
 @blueprint.get(LOGOUT_PATH)
 def logout_page():
     if SESSION_COOKIE not in flask.request.cookies:
         return flask.redirect(LOGIN_PATH, code=303)
-    return _no_store(flask.make_response(flask.render_template("hokusai_browser/logout.html")))
+    return page("logout.html")
 
 
 @blueprint.post(LOGOUT_PATH)
@@ -72,4 +67,4 @@ def logout():
     response.headers.add("Set-Cookie", _browser().sessions.clearing_header())
     principal = current_principal()
     _logger.info("Session ended for %s", principal.label if principal else "unknown")
-    return _no_store(response)
+    return no_store(response)

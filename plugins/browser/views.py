@@ -14,6 +14,7 @@ from mlflow_hokusai.errors import NotFound
 from mlflow_hokusai.pipeline import current_principal
 from mlflow_hokusai.plugins.auth import scopes
 from mlflow_hokusai.plugins.browser.chart import benchmark_chart
+from mlflow_hokusai.plugins.browser.pages import page
 from mlflow_hokusai.plugins.store import reader
 from mlflow_hokusai.plugins.store.access import read
 from mlflow_hokusai.plugins.tokens import schemas, service
@@ -26,14 +27,11 @@ blueprint = flask.Blueprint("hokusai_view", __name__, template_folder="templates
                             url_prefix=VIEW_PREFIX)
 
 
-def _render(template: str, **values) -> flask.Response:
+def _render(template: str, status: int = 200, **values) -> flask.Response:
     principal = current_principal()
-    response = flask.make_response(flask.render_template(
-        f"hokusai_browser/{template}", principal=principal,
-        is_admin=principal is not None and scopes.grants(principal.scopes, scopes.ADMIN),
-        **values))
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return page(template, status, principal=principal,
+                is_admin=principal is not None and scopes.grants(principal.scopes, scopes.ADMIN),
+                **values)
 
 
 @blueprint.get("/")
@@ -78,6 +76,4 @@ def keys():
 
 @blueprint.errorhandler(NotFound)
 def not_found(error: NotFound):
-    response = _render("not_found.html", detail=error.detail)
-    response.status_code = 404
-    return response
+    return _render("not_found.html", 404, detail=error.detail)
