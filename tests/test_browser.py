@@ -14,18 +14,11 @@ import pytest
 import requests
 from mlflow import MlflowClient
 
-from tests import browser as chromium_tools
 from tests.browser import screenshot
 
 ALICE = "0x" + "a1" * 20
 BOB = "0x" + "b2" * 20
 LOAD = 60_000  # ms Playwright waits for a page element: a slow shared machine
-
-
-@pytest.fixture(scope="session")
-def chromium():
-    with chromium_tools.chromium() as browser:
-        yield browser
 
 
 @pytest.fixture(scope="module")

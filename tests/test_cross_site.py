@@ -22,7 +22,6 @@ from mlflow import MlflowClient
 
 from tests.browser import other_site, screenshot
 from tests.conftest import SERVER_KINDS
-from tests.test_browser import chromium  # noqa: F401 (the session's one browser)
 
 FORGE = """async ({target, model, evaluate, evaluateForm, experiment, artifact}) => {
   const out = {};
@@ -154,7 +153,7 @@ def _experiment_exists(server, name: str) -> bool:
 
 
 @pytest.mark.parametrize("held", ["session", "basic"])
-def test_another_site_can_do_nothing(chromium, each_server_kind, victims, held):  # noqa: F811
+def test_another_site_can_do_nothing(chromium, each_server_kind, victims, held):
     server = each_server_kind
     victim = victims[server.name]
     key = server.create_key("admin")  # every forged action would be allowed to it
