@@ -72,7 +72,8 @@ def test_a_person_logs_in_browses_and_logs_out(chromium, uvicorn_sqlite, ui_data
         page.goto(server.url + "/")
         assert re.search(r"/login\?next=%2F$", page.url), page.url
         screenshot(page, "01-login")
-        log_in(page, server.url, server.create_key("admin"))
+        key = server.create_key("admin")
+        log_in(page, server.url, key)
         assert page.url.startswith(server.url + "/")
         cookie = next(c for c in context.cookies() if c["name"] == "hokusai_session")
         assert cookie["httpOnly"] and cookie["sameSite"] == "Lax" and cookie["expires"] > 0
@@ -110,6 +111,8 @@ def test_a_person_logs_in_browses_and_logs_out(chromium, uvicorn_sqlite, ui_data
         page.goto(server.url + "/#/models")
         assert "/login" in page.url
         screenshot(page, "08-logged-out")
+        log_in(page, server.url, key)  # and back where the person was going, UI route too
+        assert page.url == server.url + "/#/models"
     finally:
         context.close()
 
