@@ -153,3 +153,27 @@ def test_json_routes_read_only_json(content_type, error):
             assert json_object(allowed={"name"}) == {"name": "x"}
     with app.test_request_context("/", method="POST", data=b""):
         assert json_object(allowed={"name"}) == {}  # no body: nothing to misread
+
+
+def test_benchmark_chart():
+    from mlflow_hokusai.plugins.browser.chart import benchmark_chart
+
+    svg = str(benchmark_chart([(1, 0.8, 0.0), (2, None, None), (3, 0.9, 0.1)], "<acc>"))
+    assert svg.count('class="point"') == 2 and 'data-version="2"' not in svg
+    assert "v3: 0.9 (+0.1)" in svg and "&lt;acc&gt;" in svg and "<acc>" not in svg
+    assert 'class="point"' in str(benchmark_chart([(1, 5.0, None)], "m"))  # one point, flat
+    assert "No version has a benchmark value" in str(benchmark_chart([(1, None, None)], "m"))
+
+
+def test_contributors_are_ranked_by_summed_improvement():
+    from mlflow_hokusai.plugins.browser.views import ranked_contributors
+
+    rows = [{"version": 1, "contributor": "0xa", "improvement": 0.0},
+            {"version": 2, "contributor": "0xb", "improvement": 0.06},
+            {"version": 3, "contributor": "0xa", "improvement": -0.02},
+            {"version": 4, "contributor": None, "improvement": 0.5},
+            {"version": 5, "contributor": "0xc", "improvement": None}]
+    ranked = ranked_contributors(rows)
+    assert [(c["address"], c["versions"]) for c in ranked] == \
+        [("0xb", [2]), ("0xc", [5]), ("0xa", [1, 3])]
+    assert ranked[2]["improvement"] == pytest.approx(-0.02)

@@ -12,15 +12,16 @@ def _fmt(value: float) -> str:
     return f"{value:.4g}"
 
 
-def benchmark_chart(points: list[tuple[int, float | None]], metric: str) -> Markup:
-    """A line of benchmark values over versions (versions without a value are
-    skipped); an empty chart says so instead of drawing nothing."""
-    shown = [(version, value) for version, value in points if value is not None]
+def benchmark_chart(points: list[tuple[int, float | None, float | None]], metric: str) -> Markup:
+    """A line of benchmark values over versions, each point naming its
+    improvement (versions without a value are skipped); an empty chart says
+    so instead of drawing nothing."""
+    shown = [(version, value, gain) for version, value, gain in points if value is not None]
     label = escape(metric or "benchmark")
     if not shown:
         return Markup('<p class="empty">No version has a benchmark value yet.</p>')
-    low = min(v for _, v in shown)
-    high = max(v for _, v in shown)
+    low = min(v for _, v, _ in shown)
+    high = max(v for _, v, _ in shown)
     span = (high - low) or (abs(high) or 1.0)
     inner_w = WIDTH - PAD_LEFT - PAD_RIGHT
     inner_h = HEIGHT - 2 * PAD_Y
@@ -31,7 +32,7 @@ def benchmark_chart(points: list[tuple[int, float | None]], metric: str) -> Mark
         y = PAD_Y + inner_h - (value - low) / span * inner_h if high != low else HEIGHT / 2
         return round(x, 1), round(y, 1)
 
-    coords = [xy(i, value) for i, (_, value) in enumerate(shown)]
+    coords = [xy(i, value) for i, (_, value, _) in enumerate(shown)]
     parts = [f'<svg class="chart" role="img" viewBox="0 0 {WIDTH} {HEIGHT}" '
              f'width="{WIDTH}" height="{HEIGHT}" aria-label="{label} by version">',
              f'<title>{label} by version</title>',
@@ -42,9 +43,10 @@ def benchmark_chart(points: list[tuple[int, float | None]], metric: str) -> Mark
              f'<text class="tick" x="{PAD_LEFT - 6}" y="{HEIGHT - PAD_Y + 4}" '
              f'text-anchor="end">{_fmt(low)}</text>',
              '<polyline class="line" points="' + " ".join(f"{x},{y}" for x, y in coords) + '"/>']
-    for (version, value), (x, y) in zip(shown, coords):
+    for (version, value, gain), (x, y) in zip(shown, coords):
+        change = f" ({gain:+.4g})" if gain is not None else ""
         parts.append(f'<circle class="point" cx="{x}" cy="{y}" r="4" data-version="{version}">'
-                     f'<title>v{version}: {_fmt(value)}</title></circle>')
+                     f'<title>v{version}: {_fmt(value)}{change}</title></circle>')
         parts.append(f'<text class="tick" x="{x}" y="{HEIGHT - 8}" text-anchor="middle">'
                      f'v{version}</text>')
     parts.append("</svg>")

@@ -60,7 +60,7 @@ def model(name: str):
     versions = service.by_token(token["token_id"], page)["versions"] if token else []
     metric = next((next(iter(row["metrics"])) for row in lineage["lineage"] if row["metrics"]),
                   "benchmark")
-    points = [(row["version"], next(iter(row["metrics"].values()), None))
+    points = [(row["version"], next(iter(row["metrics"].values()), None), row["improvement"])
               for row in lineage["lineage"]]
     return _render("model.html", name=name, token=token, lineage=lineage, versions=versions,
                    metric=metric, chart=benchmark_chart(points, metric),
