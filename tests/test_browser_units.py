@@ -177,3 +177,14 @@ def test_contributors_are_ranked_by_summed_improvement():
     assert [(c["address"], c["versions"]) for c in ranked] == \
         [("0xb", [2]), ("0xc", [5]), ("0xa", [1, 3])]
     assert ranked[2]["improvement"] == pytest.approx(-0.02)
+
+
+def test_times_on_pages():
+    import datetime
+
+    from mlflow_hokusai.plugins.browser.pages import when
+
+    assert when("2026-11-27T15:52:28.746000+00:00") == "2026-11-27 15:52 UTC"
+    assert when(datetime.datetime(2026, 11, 27, 16, 52, tzinfo=datetime.timezone(
+        datetime.timedelta(hours=1)))) == "2026-11-27 15:52 UTC"
+    assert when(None) == ""

@@ -12,6 +12,7 @@ import flask
 
 from mlflow_hokusai.plugins.auth import permissions
 from mlflow_hokusai.plugins.auth.scopes import ADMIN, READ
+from mlflow_hokusai.plugins.browser import pages
 from mlflow_hokusai.plugins.browser.csrf import CsrfStep, SameOrigin
 from mlflow_hokusai.plugins.browser.navigation import LOGIN_PATH, NavigationSteps
 from mlflow_hokusai.plugins.browser.sessions import Sessions, session_secret
@@ -35,8 +36,10 @@ def init_app(flask_app: flask.Flask, hokusai) -> None:
     # request is refused without a key lookup.
     hokusai.pipeline.add(CsrfStep(hokusai.gate, same_origin), order=-1)
 
-    flask_app.register_blueprint(flask.Blueprint(
-        "hokusai_assets", __name__, static_folder="static", static_url_path=STATIC_PATH))
+    assets = flask.Blueprint("hokusai_assets", __name__, static_folder="static",
+                             static_url_path=STATIC_PATH)
+    assets.add_app_template_filter(pages.when, "hokusai_time")  # app-wide: prefixed
+    flask_app.register_blueprint(assets)
     for path in sorted(STATIC_DIR.iterdir()):
         permissions.add_public_path(f"{STATIC_PATH}/{path.name}")
     permissions.add_rule({"GET", "HEAD"}, views.KEYS_PAGE, ADMIN)

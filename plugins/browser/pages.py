@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+
 import flask
 
 # The pages load scripts and styles from this server's own files only, never
@@ -21,3 +23,13 @@ def page(template: str, status: int = 200, **values) -> flask.Response:
         flask.render_template(f"hokusai_browser/{template}", **values), status)
     response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
     return no_store(response)
+
+
+def when(value: datetime.datetime | str | None) -> str:
+    """A time (a datetime, or ISO 8601 as /api/keys gives it) as people read it
+    on a page: UTC, to the minute."""
+    if not value:
+        return ""
+    if isinstance(value, str):
+        value = datetime.datetime.fromisoformat(value)
+    return value.astimezone(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
