@@ -77,9 +77,9 @@ tokens = sa.Table(
     sa.Column("token_id", sa.String(64), nullable=False),
     # A token belongs to one registered model, and a model has one token.
     sa.Column("model_name", MODEL_NAME, nullable=False, unique=True),
-    # The registered baseline: the benchmark value of the version that bound the
-    # token, when it did (later edits of that version do not move it). It is the
-    # baseline of the model's first benchmarked version.
+    # No longer written (trigger set 5): the token's baseline is read from the
+    # model's versions (contributions.token_baseline), so that it cannot differ
+    # from what a rebuild finds. Left until a migration drops them.
     sa.Column("baseline_value", sa.Double, nullable=True),
     sa.Column("baseline_version", sa.Integer, nullable=True),
     sa.Column("bound_at", sa.BigInteger, nullable=False),

@@ -90,17 +90,15 @@ def by_token(token_id: str, page: schemas.Page) -> dict:
         name = token["model_name"]
         rows = reader.versions(session, name, after=after, limit=page.max_results + 1)
         shown = rows[:page.max_results]
-        binding = reader.version(session, name, token["baseline_version"]) \
-            if token["baseline_version"] else None
-        return token, rows, shown, binding, reader.mlflow_states(
+        return token, rows, shown, reader.mlflow_states(
             session, name, [row["version"] for row in shown])
 
     found = read(query)
     if found is None:
         raise NotFound(f"Token not found: {token_id}")
-    token, rows, shown, binding, states = found
+    token, rows, shown, states = found
     return {"token_id": token["token_id"], "model_name": token["model_name"],
-            "metric_name": binding["benchmark_metric"] if binding else None,
+            "metric_name": token["metric_name"],
             "baseline_value": token["baseline_value"],
             "versions": [{"version": row["version"], "run_id": row["run_id"],
                           "benchmark_value": row["benchmark_value"],
