@@ -17,7 +17,7 @@ from typing import Callable
 from mlflow_hokusai.db import migrate
 from mlflow_hokusai.db.engine import get_engine, resolve_database_uri
 from mlflow_hokusai.errors import HokusaiError
-from mlflow_hokusai.pipeline import Pipeline, tag_request
+from mlflow_hokusai.pipeline import Pipeline, refuse_nul_in_url, tag_request
 from mlflow_hokusai.routes import RouteTemplates
 from mlflow_hokusai.plugins.auth.gate import Gate
 from mlflow_hokusai.plugins.auth.keystore import KeyStore
@@ -60,6 +60,7 @@ class Hokusai:
         self.gate = Gate(self.settings, self.keystore)
         self.pipeline = Pipeline()
         self.pipeline.add(tag_request, order=-30)
+        self.pipeline.add(refuse_nul_in_url, order=-29)
         self.routes: RouteTemplates | None = None  # which route a request hit (set by init_app)
         # Optional services shown by /health: name -> probe returning
         # "healthy", "degraded", "unhealthy" or "disabled" (plugins add theirs).

@@ -16,10 +16,10 @@ import re
 import time
 import uuid
 from typing import Callable
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, unquote_plus, urlencode
 
 from mlflow_hokusai import signals
-from mlflow_hokusai.errors import HokusaiError
+from mlflow_hokusai.errors import BadRequest, HokusaiError
 
 
 class LookupNeeded(Exception):
@@ -103,6 +103,15 @@ class RequestContext:
 def tag_request(context: RequestContext, allow_io: bool) -> None:
     """A step (first of all): every answer, refusals included, names its request."""
     context.response_headers.append(("X-Request-ID", context.request_id))
+
+
+def refuse_nul_in_url(context: RequestContext, allow_io: bool) -> None:
+    """A step: no route takes a NUL character in its path or query, and
+    PostgreSQL refuses one in any text, so it is refused here, once for every
+    route (MLflow's included), before a lookup could fail on it."""
+    request = context.request
+    if "\x00" in request.path or "\x00" in unquote_plus(request.query_string):
+        raise BadRequest("The URL must not contain NUL characters (%00)")
 
 
 # The context of the request being served; anyio copies it into the thread that

@@ -16,6 +16,7 @@ from mlflow_hokusai.plugins.store import reader, tags
 from mlflow_hokusai.plugins.store.access import read
 from mlflow_hokusai.plugins.store.ethereum import InvalidAddress, normalize_address
 from mlflow_hokusai.plugins.tokens import schemas
+from mlflow_hokusai.rest.values import MAX_VERSION
 
 _ALREADY_EXISTS = ErrorCode.Name(RESOURCE_ALREADY_EXISTS)
 
@@ -25,7 +26,10 @@ def _after(page: schemas.Page) -> int | None:
     if page.page_token is None:
         return None
     try:
-        return int(base64.urlsafe_b64decode(page.page_token.encode()).decode())
+        after = int(base64.urlsafe_b64decode(page.page_token.encode()).decode())
+        if not 0 <= after <= MAX_VERSION:
+            raise ValueError(after)
+        return after
     except ValueError:
         raise ValidationFailed([{"loc": ["query", "page_token"], "msg": "Invalid page token",
                                  "type": "value_error"}]) from None
