@@ -44,8 +44,9 @@ def prepare(engine) -> None:
         # write would make the index look built.
         with Session(engine) as session:
             needed = _needs_rebuild(session)
-        triggers.install(engine)
-        if needed:
+        # A new trigger set may define the index differently: what the older set
+        # wrote is rebuilt, so that the index reads as the new set would keep it.
+        if triggers.install(engine) or needed:
             with Session(engine) as session:
                 rebuild(session)
                 session.commit()
@@ -132,6 +133,11 @@ def _version_row(version, parsed: dict, parent: int | None, explicit: bool,
 
 def rebuild(session) -> int:
     """Index every registered model and live version anew; returns the version count."""
+    if session.get_bind().dialect.name == "postgresql":
+        # Writers wait until this commits: a trigger's update landing on a row
+        # the rebuild has just replaced would be lost. (SQLite has one writer.)
+        session.execute(sa.text("LOCK TABLE registered_models, registered_model_tags, "
+                                "model_versions, model_version_tags IN SHARE MODE"))
     for table in (V, T, M):
         session.execute(table.delete())
     models = session.query(SqlRegisteredModel).options(
