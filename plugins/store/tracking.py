@@ -8,12 +8,15 @@ import functools
 
 from mlflow.entities import RunTag
 from mlflow.environment_variables import MLFLOW_ENABLE_WORKSPACES
+from mlflow.exceptions import MlflowException
 from mlflow.store.tracking.dbmodels.models import SqlExperiment, SqlRun
 from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 from mlflow.store.tracking.sqlalchemy_workspace_store import WorkspaceAwareSqlAlchemyStore
 from mlflow.utils.mlflow_tags import MLFLOW_USER
 
 from mlflow_hokusai.pipeline import current_principal
+from mlflow_hokusai.plugins.artifacts import confinement
+from mlflow_hokusai.plugins.artifacts.locations import InvalidLocation
 from mlflow_hokusai.plugins.store import backfill, owners, transactions
 from mlflow_hokusai.plugins.store.owners import Owner
 
@@ -35,6 +38,12 @@ class HokusaiTrackingMixin:
         transactions.install(self)
 
     def create_experiment(self, name, artifact_location=None, tags=None):
+        if artifact_location:
+            try:
+                confinement.check(artifact_location)
+            except InvalidLocation as error:
+                raise MlflowException.invalid_parameter_value(
+                    f"Invalid artifact_location: {error}") from None
         with _record_created(SqlExperiment, "experiment", "experiment_id", Owner.current()):
             return super().create_experiment(name, artifact_location, tags)
 
