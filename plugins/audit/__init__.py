@@ -5,7 +5,8 @@ request id. Read back with ``GET /api/audit`` (``admin``).
 
 Requests without a valid credential (401) are not recorded: the gate's metrics
 count them, and anyone could fill the table with them. Rate-limited ones (429)
-are counted by metrics too, for the same reason.
+are counted by metrics too, for the same reason. A record is durable before
+its request's answer leaves the server (recorder.py, spool.py).
 """
 
 from __future__ import annotations
@@ -26,9 +27,11 @@ _UNRECORDED = {401, 429}
 _logger = logging.getLogger(__name__)
 
 
-def _is_write(method: str, path: str) -> bool:
-    return method in permissions.WRITE_METHODS and \
-        permissions.required_scope(method, path) != READ
+def _is_write(context) -> bool:
+    """The one question the audit asks of a request's route (a searching POST is a read)."""
+    request = context.request
+    return request.method in permissions.WRITE_METHODS and \
+        permissions.required_scope(request.method, request.path) != READ
 
 
 def init_app(flask_app, hokusai) -> None:
@@ -42,7 +45,7 @@ def init_app(flask_app, hokusai) -> None:
     @flask_app.after_request
     def note_resources(response):
         context = current_context.get()
-        if context is not None and _is_write(context.request.method, context.request.path):
+        if context is not None and _is_write(context):
             try:
                 context.notes["audit_resources"] = resources.from_flask(flask.request, response)
             except Exception:  # noqa: BLE001 - the record must never fail the request
@@ -54,8 +57,7 @@ def init_app(flask_app, hokusai) -> None:
         client never sees a write acknowledged whose record could still be lost."""
         request = context.request
         principal = context.principal
-        if principal is None or status in _UNRECORDED or \
-                not _is_write(request.method, request.path):
+        if principal is None or status in _UNRECORDED or not _is_write(context):
             return None
         return functools.partial(recorder.record, {
             "time": int(time.time() * 1000), "request_id": context.request_id,
