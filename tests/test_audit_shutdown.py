@@ -1,5 +1,5 @@
 """No acknowledged write without its audit record, whatever stops the server
-(issue 22): a normal restart (SIGTERM) right after the answers, gunicorn
+(issue 22): a normal restart (SIGTERM, or SIGINT) right after the answers, gunicorn
 recycling its workers, and SIGKILL of every process right after the answers
 (the records are replayed from the spools at the next start)."""
 
@@ -70,11 +70,12 @@ def _recorded(database) -> set[str]:
         engine.dispose()
 
 
-def test_sigterm_right_after_the_answers_loses_no_record(deployment):
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_stop_right_after_the_answers_loses_no_record(deployment, stop):
     start, database, key, spool = deployment
     server = start()
     acknowledged = _write(server, key, WRITES)
-    server.kill(signal.SIGTERM)
+    server.kill(stop)
     # In the database at exit: the shutdown shipped them, not only spooled them.
     assert acknowledged <= _recorded(database)
     assert not list(spool.rglob("*.spool"))
