@@ -111,3 +111,18 @@ def test_answer_hooks_work_is_done_before_the_answer_starts():
     anyio.run(main, "GET")
     assert events == ["work 201", "http.response.start", "http.response.body",
                       "http.response.start", "http.response.body"]
+
+
+def test_one_spool_directory_per_database(tmp_path, monkeypatch):
+    from mlflow_hokusai.plugins.audit.spool import directory_for
+
+    pg = "postgresql://u:{}@db/mlflow"
+    assert directory_for(pg.format("a"), None) == directory_for(pg.format("b"), None)
+    assert directory_for(pg.format("a"), None) != directory_for("postgresql://u@db/other", None)
+    assert directory_for(pg.format("a"), str(tmp_path)).parent == tmp_path
+    monkeypatch.chdir(tmp_path)
+    here = directory_for("sqlite:///mlflow.db", None)
+    assert here == directory_for(f"sqlite:///{tmp_path}/mlflow.db", None)
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")
+    assert directory_for("sqlite:///mlflow.db", None) != here

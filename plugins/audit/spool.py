@@ -33,7 +33,10 @@ def directory_for(database_uri: str, base: str | None) -> Path:
     """``base`` (default: the temp dir) / one directory per database: a spool is
     replayed into the database its records belong to (the password is left out,
     so changing it keeps the spool)."""
-    shown = sa.engine.make_url(database_uri).render_as_string(hide_password=True)
+    url = sa.engine.make_url(database_uri)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        url = url.set(database=os.path.abspath(url.database))  # the same file from any cwd
+    shown = url.render_as_string(hide_password=True)
     digest = hashlib.sha256(shown.encode()).hexdigest()[:16]
     return Path(base or Path(tempfile.gettempdir()) / "hokusai-audit") / digest
 
