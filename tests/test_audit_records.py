@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 import sqlalchemy
@@ -148,3 +149,18 @@ def test_a_live_workers_spool_is_not_replayed_by_a_sibling(engine, tmp_path):
     claimed = list(spool.claim_orphans(directory, own=None))
     assert [path for path, _ in claimed] == [first.path]
     spool.release(*claimed[0], delete=True)
+
+
+def test_dead_workers_spools_are_replayed_at_start_not_only_at_exit(engine, tmp_path):
+    directory = tmp_path / "spool"
+    dead = spool.Spool(directory)
+    dead.append(sanitize.storable({**BASE, "request_id": "orphaned", "record_id": "o1"}))
+    dead.close()  # as the kernel releases a killed worker's lock
+    successor = AuditRecorder(engine, directory, scan_seconds=3600)
+    try:
+        deadline = time.monotonic() + 60
+        while not _rows(engine) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [r.request_id for r in _rows(engine)] == ["orphaned"]
+    finally:
+        successor.close()

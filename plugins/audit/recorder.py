@@ -35,6 +35,7 @@ class AuditRecorder:
         self._scan = scan_seconds
         self._wake = threading.Event()
         self._stopping = threading.Event()
+        self._wake.set()  # at once: dead workers' spools are replayed at start
         self._thread = threading.Thread(target=self._run, name="hokusai-audit", daemon=True)
         self._thread.start()
         atexit.register(self.close)
