@@ -164,3 +164,39 @@ def test_dead_workers_spools_are_replayed_at_start_not_only_at_exit(engine, tmp_
         assert [r.request_id for r in _rows(engine)] == ["orphaned"]
     finally:
         successor.close()
+
+
+def test_a_failed_append_leaves_no_partial_line(tmp_path, monkeypatch):
+    own = spool.Spool(tmp_path / "spool")
+    own.append({"request_id": "first"})
+    real_write = os.write
+
+    def disk_full(fd, data):
+        real_write(fd, data[:5])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "write", disk_full)
+    with pytest.raises(OSError):
+        own.append({"request_id": "lost"})
+    monkeypatch.setattr(os, "write", real_write)
+    own.append({"request_id": "third"})
+    records, end, unreadable = own.pending()
+    assert [r["request_id"] for r in records] == ["first", "third"] and unreadable == 0
+    own.shipped(end)
+    assert own.path.stat().st_size == 0
+    own.close()
+    assert not own.path.exists()
+
+
+def test_without_a_spool_the_record_is_stored_before_the_answer(engine, tmp_path, monkeypatch,
+                                                                drops):
+    recorder = AuditRecorder(engine, tmp_path / "spool", linger_seconds=3600)
+
+    def no_space(record):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(recorder._spool, "append", no_space)
+    recorder.record({**BASE, "request_id": "direct"})
+    assert [r.request_id for r in _rows(engine)] == ["direct"]  # before record() returned
+    assert not drops
+    recorder.close()

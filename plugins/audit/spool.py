@@ -83,6 +83,7 @@ class Spool:
         self._pid: int | None = None
         self.path: Path | None = None
         self._shipped = 0  # bytes of the file already in the database
+        self._size = 0  # bytes of the file
 
     def _open(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -98,7 +99,7 @@ class Spool:
             os.fsync(directory_fd)  # the file's name survives a machine crash too
         finally:
             os.close(directory_fd)
-        self._fd, self._pid, self._shipped = fd, os.getpid(), 0
+        self._fd, self._pid, self._shipped, self._size = fd, os.getpid(), 0, 0
 
     def append(self, record: dict) -> None:
         line = encode(record)
@@ -106,8 +107,14 @@ class Spool:
             if self._pid != os.getpid():
                 self._open()
             written = 0
-            while written < len(line):
-                written += os.write(self._fd, line[written:])
+            try:
+                while written < len(line):
+                    written += os.write(self._fd, line[written:])
+            except OSError:
+                # A partial line (disk full) would merge with the next one.
+                os.ftruncate(self._fd, self._size)
+                raise
+            self._size += written
             self._appended += 1
             mine, fd = self._appended, self._fd
         # Group commit: one fdatasync covers every append before it, so
@@ -135,9 +142,9 @@ class Spool:
         truncated (appends hold the mutex, so none is lost)."""
         with self._mutex:
             self._shipped = offset
-            if os.fstat(self._fd).st_size == offset:
+            if self._size == offset:
                 os.ftruncate(self._fd, 0)
-                self._shipped = 0
+                self._shipped = self._size = 0
 
     def close(self) -> None:
         """Release the file; it is deleted when empty, else left to be replayed."""
