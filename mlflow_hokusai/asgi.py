@@ -9,7 +9,7 @@ import anyio
 from mlflow_hokusai.errors import HokusaiError, render
 from mlflow_hokusai.prefixes import unprefix_asgi
 from mlflow_hokusai.pipeline import (Answered, LookupNeeded, Pipeline, RequestContext,
-                                     RequestInfo, current_context, without_query_key)
+                                     RequestInfo, current_context, run_all, without_query_key)
 
 
 def _encode(headers) -> list[tuple[bytes, bytes]]:
@@ -22,13 +22,15 @@ class AsgiAdapter:
         self.pipeline = pipeline
 
     async def __call__(self, scope, receive, send):
+        if scope["type"] == "lifespan":
+            return await self.app(scope, receive, self._on_shutdown(send))
         if scope["type"] not in ("http", "websocket"):
             return await self.app(scope, receive, send)
         unprefix_asgi(scope)
         context = RequestContext(RequestInfo.from_asgi(scope))
         if "api_key" in context.request.query_string:
             scope["query_string"] = without_query_key(context.request.query_string).encode()
-        answered = Answered(self, context)
+        answered = Answered(self, context, self.pipeline)
         try:
             try:
                 self.pipeline.run(context, allow_io=False)
@@ -36,7 +38,7 @@ class AsgiAdapter:
                 # Keep the event loop free while a step does blocking I/O.
                 await anyio.to_thread.run_sync(self.pipeline.run, context)
         except HokusaiError as error:
-            answered(error.status)
+            await _finish(answered(error.status))
             return await _refuse(scope, send, error, context.response_headers)
 
         principal = context.principal
@@ -48,7 +50,7 @@ class AsgiAdapter:
 
         async def send_with_headers(message):
             if message["type"] == "http.response.start":
-                answered(message["status"])
+                await _finish(answered(message["status"]))
                 if extra:
                     message = {**message, "headers": list(message.get("headers", [])) + extra}
             await send(message)
@@ -58,7 +60,23 @@ class AsgiAdapter:
             await self.app(scope, receive, send_with_headers)
         finally:
             current_context.reset(token)
-            answered(500)  # no-op unless the app failed before answering
+            await _finish(answered(500))  # no-op unless the app failed before answering
+
+    def _on_shutdown(self, send):
+        """Uvicorn's lifespan shutdown (SIGTERM, SIGINT): the pipeline's shutdown
+        hooks run after the app's own, before uvicorn exits (it re-raises the
+        signal then, so ``atexit`` would never run)."""
+        async def send_after_shutdown(message):
+            if message["type"] in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
+                await anyio.to_thread.run_sync(self.pipeline.shutdown)
+            await send(message)
+        return send_after_shutdown
+
+
+async def _finish(works) -> None:
+    """Blocking work that must be done before the answer starts, off the loop."""
+    if works:
+        await anyio.to_thread.run_sync(run_all, works)
 
 
 async def _refuse(scope, send, error: HokusaiError, extra_headers) -> None:

@@ -126,22 +126,26 @@ def current_principal():
 
 
 class Answered:
-    """Sends ``signals.request_finished`` once, when the response starts: the
-    status is known and nothing has reached the client yet, so whoever reads
-    metrics after a response sees that response counted. ``seconds`` is the
-    time to the response's start."""
+    """Once per request, when the response starts (the status is known and
+    nothing has reached the client yet): sends ``signals.request_finished``, so
+    whoever reads metrics after a response sees that response counted
+    (``seconds`` is the time to the response's start), and returns the work the
+    pipeline's answer hooks need done before the response goes out."""
 
-    def __init__(self, sender, context: RequestContext):
+    def __init__(self, sender, context: RequestContext, pipeline: "Pipeline"):
         self.sender = sender
         self.context = context
+        self.pipeline = pipeline
         self.started = time.perf_counter()
         self.done = False
 
-    def __call__(self, status: int) -> None:
-        if not self.done:
-            self.done = True
-            signals.request_finished.send(self.sender, context=self.context, status=status,
-                                          seconds=time.perf_counter() - self.started)
+    def __call__(self, status: int) -> list[Callable[[], None]]:
+        if self.done:
+            return []
+        self.done = True
+        signals.request_finished.send(self.sender, context=self.context, status=status,
+                                      seconds=time.perf_counter() - self.started)
+        return self.pipeline.answering(self.context, status)
 
 
 Step = Callable[[RequestContext, bool], None]
@@ -149,11 +153,39 @@ Step = Callable[[RequestContext, bool], None]
 
 RefusalHook = Callable[[RequestContext, HokusaiError, bool], None]
 
+# hook(context, status), called on the server's loop as the answer is about to
+# start: cheap, it may return blocking work (or None) that must be done before
+# the client gets any of the answer.
+AnswerHook = Callable[[RequestContext, int], "Callable[[], None] | None"]
+
+
+def run_all(works: list[Callable[[], None]]) -> None:
+    for work in works:
+        work()
+
 
 class Pipeline:
     def __init__(self):
         self._steps: list[tuple[int, int, Step]] = []
         self._refusal_hooks: list[RefusalHook] = []
+        self._answer_hooks: list[AnswerHook] = []
+        self._shutdown_hooks: list[Callable[[], None]] = []
+
+    def before_answer(self, hook: AnswerHook) -> None:
+        """``hook(context, status)`` sees every answer, refusals included, before
+        it is sent (the audit trail makes its record durable there)."""
+        self._answer_hooks.append(hook)
+
+    def answering(self, context: RequestContext, status: int) -> list[Callable[[], None]]:
+        return [work for hook in self._answer_hooks if (work := hook(context, status))]
+
+    def on_shutdown(self, hook: Callable[[], None]) -> None:
+        """``hook()`` runs when the worker stops serving (uvicorn's lifespan
+        shutdown); it may block. Hooks must also be safe to run again at exit."""
+        self._shutdown_hooks.append(hook)
+
+    def shutdown(self) -> None:
+        run_all(self._shutdown_hooks)
 
     def add(self, step: Step, order: int) -> None:
         """Lower ``order`` runs first: the public-route check is -20, the circuit

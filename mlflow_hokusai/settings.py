@@ -152,9 +152,11 @@ class Settings:
     audit_enabled: bool = setting(
         True, "Record every write request (principal, key id, action, resources, status) in "
         "the audit trail (`GET /api/audit`).", _bool)
-    audit_queue_size: int = setting(
-        10000, "Audit records a worker holds while the database is slow or down; beyond it "
-        "records are dropped and counted (`hokusai_audit_dropped_total`).", _positive_int)
+    audit_spool_dir: str | None = setting(
+        None, "Directory of the audit spools (each worker's records, fsynced before the "
+        "answer, until they are in the database); a subdirectory per database is used. Put it "
+        "on persistent local storage shared by the server's workers. Default: "
+        "`$TMPDIR/hokusai-audit`.")
     metrics_require_auth: bool = setting(
         False, "Put `GET /metrics` behind the `read` scope.", _bool)
     models_batch_max_operations: int = setting(

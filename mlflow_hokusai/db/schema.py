@@ -114,11 +114,14 @@ audit_log = sa.Table(
     sa.Column("model_name", MODEL_NAME, nullable=True),
     sa.Column("model_version", sa.String(16), nullable=True),
     sa.Column("api_key_id", sa.String(32), nullable=True),
+    # Unique: a record replayed from a spool after a crash is stored once.
+    sa.Column("record_id", sa.String(32), nullable=True),
     sa.Index("ix_hokusai_audit_log_time", "time", "id"),
     sa.Index("ix_hokusai_audit_log_principal", "principal", "time"),
     sa.Index("ix_hokusai_audit_log_run", "run_id"),
     sa.Index("ix_hokusai_audit_log_experiment", "experiment_id"),
     sa.Index("ix_hokusai_audit_log_model", "model_name", "model_version"),
+    sa.Index("ux_hokusai_audit_log_record", "record_id", unique=True),
 )
 
 # One row per recorded inference operation (plugins.models.predictions).
