@@ -14,6 +14,7 @@ import logging
 import os
 from typing import Callable
 
+from mlflow_hokusai.bodies import BodyLimit
 from mlflow_hokusai.db import migrate
 from mlflow_hokusai.db.engine import get_engine, resolve_database_uri
 from mlflow_hokusai.errors import HokusaiError
@@ -60,6 +61,7 @@ class Hokusai:
         self.gate = Gate(self.settings, self.keystore)
         self.pipeline = Pipeline()
         self.pipeline.add(tag_request, order=-30)
+        self.body_limit = BodyLimit(self.settings.max_request_body_mb)
         self.routes: RouteTemplates | None = None  # which route a request hit (set by init_app)
         # Optional services shown by /health: name -> probe returning
         # "healthy", "degraded", "unhealthy" or "disabled" (plugins add theirs).
@@ -101,10 +103,11 @@ def create_app():
         from mlflow.server.fastapi_app import create_fastapi_app
 
         hokusai.fastapi_app = create_fastapi_app(flask_app)
-        app = AsgiAdapter(hokusai.fastapi_app, hokusai.pipeline)
+        app = AsgiAdapter(hokusai.fastapi_app, hokusai.pipeline, hokusai.body_limit)
     else:
         if not isinstance(flask_app.wsgi_app, WsgiAdapter):
-            flask_app.wsgi_app = WsgiAdapter(flask_app.wsgi_app, hokusai.pipeline)
+            flask_app.wsgi_app = WsgiAdapter(flask_app.wsgi_app, hokusai.pipeline,
+                                             hokusai.body_limit)
         app = flask_app
     _logger.info("%s: worker %d ready", READY_MESSAGE, os.getpid())
     return app

@@ -155,6 +155,9 @@ class Settings:
     audit_queue_size: int = setting(
         10000, "Audit records a worker holds while the database is slow or down; beyond it "
         "records are dropped and counted (`hokusai_audit_dropped_total`).", _positive_int)
+    max_request_body_mb: float = setting(
+        16.0, "Largest request body (MiB) read from any request but a streamed artifact upload; "
+        "a larger one gets 413 without being read.", _positive_float)
     metrics_require_auth: bool = setting(
         False, "Put `GET /metrics` behind the `read` scope.", _bool)
     models_batch_max_operations: int = setting(
