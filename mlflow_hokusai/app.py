@@ -70,6 +70,7 @@ class Hokusai:
         # Set by the plugins that own them, read by others (metrics, health).
         self.breaker = None  # plugins.health: CircuitBreaker
         self.health_checks: list = []  # plugins.health (and ratelimit adds Redis)
+        self.health_cache = None  # plugins.health: their cached results, for public routes
         self.limiter = None  # plugins.ratelimit: Limiter, unless limits are off
         self.audit = None  # plugins.audit: AuditRecorder, unless auditing is off
         self.predictions = None  # plugins.models: PredictionStore

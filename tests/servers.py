@@ -28,12 +28,14 @@ class MlflowServer:
 
     def __init__(self, workdir: Path, backend_uri: str, *, server: str = "uvicorn",
                  workers: int = 2, app_name: str | None = "hokusai",
-                 env: dict[str, str] | None = None, artifacts: str | None = None):
+                 env: dict[str, str] | None = None, artifacts: str | None = None,
+                 gunicorn_opts: str = "--timeout 120"):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.backend_uri = backend_uri
         self.server = server
         self.workers = workers
+        self.gunicorn_opts = gunicorn_opts
         self.app_name = app_name
         self.env = env or {}
         self.artifacts = artifacts or str(self.workdir / "artifacts")
@@ -49,7 +51,7 @@ class MlflowServer:
         if self.app_name:
             cmd += ["--app-name", self.app_name]
         if self.server == "gunicorn":
-            cmd += ["--gunicorn-opts", "--timeout 120"]
+            cmd += ["--gunicorn-opts", self.gunicorn_opts]
         return cmd
 
     def start(self, timeout: float = 120) -> "MlflowServer":
@@ -72,9 +74,10 @@ class MlflowServer:
                 status = requests.get(self.url + "/version", timeout=2).status_code
             except requests.RequestException:
                 status = None
-            # Any answer means a worker is serving (basic-auth guards /version);
-            # then wait for the others, so tests that need every worker get them.
-            if status in (200, 401) and self._workers_ready():
+            # Any answer means a worker is serving (basic-auth guards /version,
+            # a low public limit refuses it); then wait for the others, so tests
+            # that need every worker get them.
+            if status in (200, 401, 429) and self._workers_ready():
                 return self
             if status is not None and status >= 500:
                 self.stop()

@@ -9,8 +9,8 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 
-def scrape(server) -> dict[tuple, float]:
-    text = requests.get(server.url + "/metrics", timeout=30).text
+def scrape(server, headers=None) -> dict[tuple, float]:
+    text = requests.get(server.url + "/metrics", headers=headers, timeout=30).text
     return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
             for family in text_string_to_metric_families(text) for sample in family.samples}
 
