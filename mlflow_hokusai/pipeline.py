@@ -36,11 +36,14 @@ def route_path(path: str, root_path: str = "") -> str:
     return "/" + path.lstrip("/")
 
 
-def without_query_key(query_string: str) -> str:
-    """The query string minus ``api_key``: MLflow never needs it, and uvicorn's
-    access log would print it."""
-    return urlencode([(k, v) for k, v in parse_qsl(query_string, keep_blank_values=True)
-                      if k != "api_key"])
+def strip_query_key(query_string: str) -> str | None:
+    """The query string minus ``api_key`` (however its name is encoded), or None
+    when it has none: MLflow never needs it, and access logs would print it."""
+    if "key" not in query_string.lower() and "%" not in query_string:
+        return None
+    pairs = parse_qsl(query_string, keep_blank_values=True)
+    kept = [(k, v) for k, v in pairs if k != "api_key"]
+    return urlencode(kept) if len(kept) < len(pairs) else None
 
 
 @dataclasses.dataclass(frozen=True)

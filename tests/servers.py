@@ -35,6 +35,7 @@ class MlflowServer:
         self.backend_uri = backend_uri
         self.server = server
         self.workers = workers
+        self.gunicorn_opts = gunicorn_opts
         self.app_name = app_name
         self.env = env or {}
         self.artifacts = artifacts or str(self.workdir / "artifacts")
@@ -74,9 +75,10 @@ class MlflowServer:
                 status = requests.get(self.url + "/version", timeout=2).status_code
             except requests.RequestException:
                 status = None
-            # Any answer means a worker is serving (basic-auth guards /version);
-            # then wait for the others, so tests that need every worker get them.
-            if status in (200, 401) and self._workers_ready():
+            # Any answer means a worker is serving (basic-auth guards /version,
+            # a low public limit refuses it); then wait for the others, so tests
+            # that need every worker get them.
+            if status in (200, 401, 429) and self._workers_ready():
                 return self
             if status is not None and status >= 500:
                 self.stop()
