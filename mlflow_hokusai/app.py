@@ -34,6 +34,7 @@ BUILTIN_PLUGINS = (
     "mlflow_hokusai.plugins.audit",
     "mlflow_hokusai.plugins.models",
     "mlflow_hokusai.plugins.tokens",
+    "mlflow_hokusai.plugins.browser",  # after ratelimit: its refusal hook answers last
     "mlflow_hokusai.rest",  # /api/openapi.json, describing the RestBlueprints
     "mlflow_hokusai.prefixes",  # last: it reads the routes the others registered
 )

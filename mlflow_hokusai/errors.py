@@ -50,12 +50,45 @@ class AuthenticationFailed(HokusaiError):
     status = 401
     error_code = "UNAUTHENTICATED"
     default_detail = "Invalid or expired API key"
-    challenge = 'Bearer realm="hokusai", Basic realm="hokusai"'
+    # Bearer only: Basic is still accepted, but a Basic challenge would make a
+    # browser prompt (and cache the key where any page can use it); people log
+    # in at /login instead.
+    challenge = 'Bearer realm="hokusai"'
 
     def __init__(self, reason: str):
         detail = "API key required" if reason == "missing" else self.default_detail
         super().__init__(detail, headers={"WWW-Authenticate": self.challenge})
         self.reason = reason
+
+
+class LoginRequired(HokusaiError):
+    """A person's browser, sent to the login page instead of a 401 (303 See Other)."""
+
+    status = 303
+    error_code = "UNAUTHENTICATED"
+    default_detail = "Log in first"
+
+    def __init__(self, location: str, *, clear_cookie: str | None = None):
+        headers = {"Location": location, "Cache-Control": "no-store"}
+        if clear_cookie:
+            headers["Set-Cookie"] = clear_cookie
+        super().__init__(headers=headers)
+        self.reason = "login"
+
+
+class CrossSiteRefused(HokusaiError):
+    """A request whose credential the browser added by itself (a session cookie,
+    cached Basic credentials) that comes from another site's page."""
+
+    status = 403
+    error_code = "PERMISSION_DENIED"
+    default_detail = "Cross-site request refused"
+
+
+class UnsupportedMediaType(HokusaiError):
+    status = 415
+    error_code = "INVALID_PARAMETER_VALUE"
+    default_detail = "The request body must be JSON (Content-Type: application/json)"
 
 
 class PermissionDenied(HokusaiError):

@@ -191,8 +191,9 @@ class Pipeline:
         run_all(self._shutdown_hooks)
 
     def add(self, step: Step, order: int) -> None:
-        """Lower ``order`` runs first: the public-route check is -20, the circuit
-        breaker -10, the address lockout -5, authentication 0, rate limits 10."""
+        """Lower ``order`` runs first: the public-route check is -20, the browser's
+        UI guard -19, the circuit breaker -10, the address lockout -5, the
+        cross-site check -1, authentication 0, rate limits 10."""
         bisect.insort(self._steps, (order, len(self._steps), step))
 
     def on_refusal(self, hook: RefusalHook) -> None:

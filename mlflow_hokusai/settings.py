@@ -189,6 +189,22 @@ class Settings:
         100.0, "Largest dataset `POST /models/evaluate` reads, in MiB.", _positive_float)
     openapi_public: bool = setting(
         False, "Serve `/api/openapi.json` without credentials (else it needs `read`).", _bool)
+    sessions_enabled: bool = setting(
+        True, "Let people log in to the browser UI at `/login` with an API key (a signed "
+        "session cookie). On, the server refuses to start without a session secret.", _bool)
+    session_secret: str | None = setting(
+        None, "Secret signing session cookies, the same on every worker and server. Default: "
+        "`$MLFLOW_FLASK_SERVER_SECRET_KEY`.")
+    session_hours: float = setting(
+        12.0, "Lifetime of a browser session, in hours (the key's own revocation or expiry "
+        "ends it sooner).", _positive_float)
+    session_same_site: str = setting(
+        "lax", "`SameSite` of the session cookie: `lax` (links from other sites land logged "
+        "in) or `strict`.", _choice("lax", "strict"))
+    csrf_trusted_origins: tuple[str, ...] = setting(
+        (), "Comma-separated origins (`https://mlflow.example.com`) that may send "
+        "state-changing requests with a session or browser-held Basic credential, besides "
+        "the server's own (its `Host`): for a proxy that rewrites `Host`.", _csv)
     metrics_dir: str | None = setting(
         None, "Directory for prometheus_client's multiprocess files. Default: a temp dir per "
         "server (`$PROMETHEUS_MULTIPROC_DIR` wins when set).")

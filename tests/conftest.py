@@ -195,3 +195,12 @@ def hokusai_s3_store(tmp_path_factory):
 @pytest.fixture(params=["hokusai_file_store", "hokusai_s3_store"])
 def artifact_store(request):
     return request.getfixturevalue(request.param)
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """One headless Debian chromium for every browser test (tests/browser.py)."""
+    from tests.browser import chromium as launch
+
+    with launch() as browser:
+        yield browser

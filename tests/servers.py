@@ -37,7 +37,8 @@ class MlflowServer:
         self.workers = workers
         self.gunicorn_opts = gunicorn_opts
         self.app_name = app_name
-        self.env = env or {}
+        # Browser sessions are on by default and need a secret shared by the workers.
+        self.env = {"HOKUSAI_SESSION_SECRET": "test-session-secret-" + workdir.name, **(env or {})}
         self.artifacts = artifacts or str(self.workdir / "artifacts")
         self.gunicorn_opts = gunicorn_opts
         self.port = free_port()

@@ -34,7 +34,8 @@ import pydantic
 from werkzeug.exceptions import HTTPException
 
 from mlflow_hokusai.errors import FromMlflow, HokusaiError, ValidationFailed, render
-from mlflow_hokusai.rest.values import UNSTORABLE_MESSAGE, unstorable_text
+from mlflow_hokusai.values import UNSTORABLE_MESSAGE, unstorable_text
+from mlflow_hokusai.web import json_body_bytes
 
 _logger = logging.getLogger(__name__)
 API_PREFIX = "/api"
@@ -93,7 +94,7 @@ def _validate(model, data, where: str):
 
 
 def _json_body() -> Any:
-    raw = flask.request.get_data(cache=True)
+    raw = json_body_bytes()
     if not raw.strip():
         return {}
     try:

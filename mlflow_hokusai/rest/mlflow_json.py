@@ -24,7 +24,7 @@ import json
 import flask
 
 from mlflow_hokusai.errors import BadRequest, without_sql
-from mlflow_hokusai.rest.values import UNSTORABLE_MESSAGE, unstorable_text
+from mlflow_hokusai.values import UNSTORABLE_MESSAGE, unstorable_text
 
 # Artifact bodies are files, never JSON: the artifact proxy, and the UI's
 # upload of a run's artifact (ajax-api/2.0/mlflow/upload-artifact).

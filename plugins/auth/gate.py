@@ -45,7 +45,11 @@ class Gate:
         self.settings = settings
         self.keystore = keystore
         self.jwt = JwtVerifier(settings)
-        self._cache: dict[str, tuple[float, ApiKey]] = {}
+        # Reads a session cookie's key id (plugins/browser sets it when sessions are on).
+        self.sessions = None
+        # By ("hash", key hash) or ("id", key id): a session is re-checked as
+        # often as the key it names, so revoking the key ends it as quickly.
+        self._cache: dict[tuple[str, str], tuple[float, ApiKey]] = {}
 
     def __call__(self, context: RequestContext, allow_io: bool) -> None:
         if context.public:
@@ -67,10 +71,14 @@ class Gate:
     def identify(self, request, *, allow_io: bool = True, lockout=None) -> Principal:
         """``lockout`` (plugins.ratelimit.limiter.Lockout): the client address is
         locked out, so no key may be looked up unless it is known to be valid."""
-        credential = credentials.extract(request, allow_query=self.settings.allow_query_key)
+        credential = self.credential(request)
         if credential is None:
             raise AuthenticationFailed("missing")
         return self.authenticate(credential, allow_io=allow_io, lockout=lockout)
+
+    def credential(self, request) -> credentials.Credential | None:
+        return credentials.extract(request, allow_query=self.settings.allow_query_key,
+                                   allow_session=self.sessions is not None)
 
     @staticmethod
     def authorize(request, principal: Principal) -> None:
@@ -88,39 +96,48 @@ class Gate:
                 self.settings.default_tier
             return Principal(username=str(claims["sub"]), kind="jwt", scopes=claims["scopes"],
                              tier=tier, label=f"jwt:{claims['sub']}")
-        if not keys.is_well_formed(credential.value):
+        if credential.kind == "session":
+            if self.sessions is None:
+                raise AuthenticationFailed("invalid")
+            lookup = ("id", self.sessions.key_id(credential.value))
+        elif not keys.is_well_formed(credential.value):
             raise AuthenticationFailed("malformed")
-        key_hash = keys.hash_key(credential.value)
-        record = self._cached(key_hash)
+        else:
+            lookup = ("hash", keys.hash_key(credential.value))
+        record = self._cached(lookup)
         if record is None:
             # A locked-out address guesses no more: only a key this worker or
             # another verified before (a refresh, not a guess) is looked up.
-            if lockout is not None and key_hash not in self._cache and \
-                    not lockout.knows(key_hash):
+            # A session is signed by the server, so it is never a guess.
+            if lockout is not None and lookup[0] == "hash" and lookup not in self._cache and \
+                    not lockout.knows(lookup[1]):
                 raise lockout.refusal()
             if not allow_io:
                 raise LookupNeeded
-            record = self._load(key_hash)
+            record = self._load(lookup)
         else:
             signals.key_cache_used.send(self, hit=True)
         state = record.state(int(time.time() * 1000))
         if state != "active":
             _logger.info("Refused API key %s (%s): %s", record.id, record.prefix, state)
             raise AuthenticationFailed(state)
+        via = " via session" if credential.kind == "session" else ""
         return Principal(username=record.owner, kind="api_key", scopes=frozenset(record.scopes),
                          key_id=record.id, tier=record.tier, rate_limit=record.rate_limit,
-                         label=f"{record.id} ({record.prefix})")
+                         label=f"{record.id} ({record.prefix}){via}")
 
-    def _cached(self, key_hash: str) -> ApiKey | None:
-        entry = self._cache.get(key_hash)
+    def _cached(self, lookup: tuple[str, str]) -> ApiKey | None:
+        entry = self._cache.get(lookup)
         if entry is None or time.monotonic() - entry[0] > self.settings.key_cache_ttl_seconds:
             return None
         return entry[1]
 
-    def _load(self, key_hash: str) -> ApiKey:
+    def _load(self, lookup: tuple[str, str]) -> ApiKey:
         signals.key_cache_used.send(self, hit=False)
+        by, value = lookup
         try:
-            record = self.keystore.find_by_hash(key_hash)
+            record = self.keystore.find_by_hash(value) if by == "hash" else \
+                self.keystore.find_by_id(value)
             if record is None:
                 raise AuthenticationFailed("invalid")
             now = int(time.time() * 1000)
@@ -134,7 +151,7 @@ class Gate:
                                      retry_after=self.settings.retry_after_seconds) from None
         if len(self._cache) >= _MAX_CACHED_KEYS:
             self._cache.clear()
-        self._cache[key_hash] = (time.monotonic(), record)
-        if record.state(int(time.time() * 1000)) == "active":
-            signals.key_verified.send(self, key_hash=key_hash)
+        self._cache[lookup] = (time.monotonic(), record)
+        if by == "hash" and record.state(int(time.time() * 1000)) == "active":
+            signals.key_verified.send(self, key_hash=value)
         return record

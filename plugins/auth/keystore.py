@@ -170,11 +170,10 @@ class KeyStore:
         return row, plaintext
 
     def get(self, key_id: str) -> ApiKey:
-        with self.engine.connect() as conn:
-            row = conn.execute(api_keys.select().where(api_keys.c.id == _key_id(key_id))).first()
-        if row is None:
+        record = self.find_by_id(_key_id(key_id))
+        if record is None:
             raise NotFound(f"API key not found: {key_id}")
-        return ApiKey.from_row(row)
+        return record
 
     def list(self) -> list[ApiKey]:
         with self.engine.connect() as conn:
@@ -193,6 +192,13 @@ class KeyStore:
         if row is None or not hmac.compare_digest(row.key_hash, key_hash):
             return None
         return ApiKey.from_row(row)
+
+    def find_by_id(self, key_id: str) -> ApiKey | None:
+        if not _KEY_ID.fullmatch(key_id):
+            return None
+        with self.engine.connect() as conn:
+            row = conn.execute(api_keys.select().where(api_keys.c.id == key_id)).first()
+        return ApiKey.from_row(row) if row is not None else None
 
     def revoke(self, key_id: str) -> ApiKey:
         """Idempotent: revoking a revoked key changes nothing."""

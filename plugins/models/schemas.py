@@ -10,7 +10,7 @@ import pydantic
 from pydantic import BaseModel, Field
 
 from mlflow_hokusai.rest import BodyModel, QueryModel
-from mlflow_hokusai.rest.values import MAX_VERSION, VersionNumber
+from mlflow_hokusai.values import MAX_VERSION, VersionNumber
 
 STAGES = ("None", "Staging", "Production", "Archived")
 MAX_LATENCY_MS = 86_400_000.0

@@ -8,7 +8,7 @@ import flask
 from mlflow_hokusai.errors import NotFound
 from mlflow_hokusai.plugins.store import reader
 from mlflow_hokusai.plugins.store.access import read
-from mlflow_hokusai.rest.values import version_number
+from mlflow_hokusai.values import version_number
 
 blueprint = flask.Blueprint("hokusai_owners", __name__, url_prefix="/api/owners")
 

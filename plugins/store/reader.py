@@ -31,6 +31,15 @@ def token(session, token_id: str) -> dict | None:
             "metric_name": baseline["benchmark_metric"]}
 
 
+def tokens(session, *, limit: int) -> list:
+    """The first ``limit`` tokens in the order of their key (the primary key's index)."""
+    return session.execute(sa.select(T).order_by(T.c.token_key).limit(limit)).mappings().all()
+
+
+def token_of_model(session, name: str):
+    return first(session, sa.select(T).where(T.c.model_name == name))
+
+
 def model(session, name: str):
     return first(session, sa.select(M).where(M.c.name == name))
 

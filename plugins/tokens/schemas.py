@@ -11,7 +11,7 @@ import pydantic
 from mlflow_hokusai.plugins.store import tags
 from mlflow_hokusai.plugins.store.ethereum import InvalidAddress, normalize_address
 from mlflow_hokusai.rest import BodyModel, QueryModel
-from mlflow_hokusai.rest.values import VersionNumber
+from mlflow_hokusai.values import VersionNumber
 
 TOKEN_PATTERN = r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?$"
 TokenId = Annotated[str, pydantic.Field(pattern=TOKEN_PATTERN, min_length=1, max_length=64,

@@ -16,7 +16,7 @@ from mlflow_hokusai.plugins.store import reader, tags
 from mlflow_hokusai.plugins.store.access import read
 from mlflow_hokusai.plugins.store.ethereum import InvalidAddress, normalize_address
 from mlflow_hokusai.plugins.tokens import schemas
-from mlflow_hokusai.rest.values import MAX_VERSION
+from mlflow_hokusai.values import MAX_VERSION
 
 _ALREADY_EXISTS = ErrorCode.Name(RESOURCE_ALREADY_EXISTS)
 
