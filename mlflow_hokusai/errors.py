@@ -8,7 +8,11 @@ WSGI gates and the Flask blueprints all answer through ``render``.
 from __future__ import annotations
 
 import json
+import logging
+import re
 from typing import Any
+
+_logger = logging.getLogger(__name__)
 
 
 class HokusaiError(Exception):
@@ -118,12 +122,28 @@ class ValidationFailed(HokusaiError):
     default_detail = "Invalid request"
 
 
+# How a database driver's error reads once SQLAlchemy (and MLflow, wrapping it)
+# made it a message: "(psycopg2.errors.X) ... [SQL: ...] [parameters: ...]".
+_DATABASE_ERROR = re.compile(r"\[SQL: |\((?:psycopg2?|sqlite3|pymysql|MySQLdb|sqlalchemy)"
+                             r"[\w.]*\)")
+DATABASE_ERROR_MESSAGE = "The database refused the request (the server log has the details)"
+
+
+def without_sql(message: str) -> str:
+    """``message``, unless it is a database error's text, which can carry the SQL
+    statement, its parameters and the database's host: those stay in the log."""
+    if isinstance(message, str) and _DATABASE_ERROR.search(message):
+        _logger.warning("Database error answered without its text: %s", message)
+        return DATABASE_ERROR_MESSAGE
+    return message
+
+
 class FromMlflow(HokusaiError):
     """An ``MlflowException`` raised under a Hokusai route, answered with the
-    status MLflow itself gives its error code."""
+    status MLflow itself gives its error code (and no SQL)."""
 
     def __init__(self, exc):
-        super().__init__(exc.message)
+        super().__init__(without_sql(exc.message))
         self.status = exc.get_http_status_code()
         self.error_code = exc.error_code
 

@@ -7,6 +7,7 @@ import json
 import flask
 
 from mlflow_hokusai.errors import BadRequest, HokusaiError, UnsupportedMediaType, render
+from mlflow_hokusai.values import UNSTORABLE_MESSAGE, unstorable_text
 
 
 def error_response(error: HokusaiError) -> flask.Response:
@@ -34,6 +35,9 @@ def json_object(*, allowed: set[str], required: set[str] = frozenset()) -> dict:
         raise BadRequest("The request body is not valid JSON") from None
     if not isinstance(body, dict):
         raise BadRequest("The request body must be a JSON object")
+    where = unstorable_text(body)
+    if where is not None:
+        raise BadRequest(f"Field {'.'.join(map(str, where))}: text {UNSTORABLE_MESSAGE}")
     unknown = sorted(set(body) - allowed)
     if unknown:
         raise BadRequest(f"Unknown field(s): {', '.join(unknown)}; allowed: "

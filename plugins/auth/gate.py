@@ -57,7 +57,8 @@ class Gate:
         request = context.request
         try:
             # Known before authorization, so that a refused write is audited as theirs.
-            context.principal = self.identify(request, allow_io=allow_io)
+            context.principal = self.identify(request, allow_io=allow_io,
+                                              lockout=context.notes.get("lockout"))
             self.authorize(request, context.principal)
         except (AuthenticationFailed, PermissionDenied) as refusal:
             signals.auth_decided.send(self, outcome=refusal.reason)
@@ -67,11 +68,13 @@ class Gate:
             raise
         signals.auth_decided.send(self, outcome="ok")
 
-    def identify(self, request, *, allow_io: bool = True) -> Principal:
+    def identify(self, request, *, allow_io: bool = True, lockout=None) -> Principal:
+        """``lockout`` (plugins.ratelimit.limiter.Lockout): the client address is
+        locked out, so no key may be looked up unless it is known to be valid."""
         credential = self.credential(request)
         if credential is None:
             raise AuthenticationFailed("missing")
-        return self.authenticate(credential, allow_io=allow_io)
+        return self.authenticate(credential, allow_io=allow_io, lockout=lockout)
 
     def credential(self, request) -> credentials.Credential | None:
         return credentials.extract(request, allow_query=self.settings.allow_query_key,
@@ -85,7 +88,8 @@ class Gate:
                          request.method, request.path, principal.label, needed)
             raise PermissionDenied(needed)
 
-    def authenticate(self, credential: credentials.Credential, *, allow_io: bool) -> Principal:
+    def authenticate(self, credential: credentials.Credential, *, allow_io: bool,
+                     lockout=None) -> Principal:
         if credential.kind == "bearer" and not keys.looks_like_key(credential.value):
             claims = self.jwt.verify(credential.value)
             tier = claims.get("tier") if claims.get("tier") in TIERS else \
@@ -102,6 +106,12 @@ class Gate:
             lookup = ("hash", keys.hash_key(credential.value))
         record = self._cached(lookup)
         if record is None:
+            # A locked-out address guesses no more: only a key this worker or
+            # another verified before (a refresh, not a guess) is looked up.
+            # A session is signed by the server, so it is never a guess.
+            if lockout is not None and lookup[0] == "hash" and lookup not in self._cache and \
+                    not lockout.knows(lookup[1]):
+                raise lockout.refusal()
             if not allow_io:
                 raise LookupNeeded
             record = self._load(lookup)
@@ -142,4 +152,6 @@ class Gate:
         if len(self._cache) >= _MAX_CACHED_KEYS:
             self._cache.clear()
         self._cache[lookup] = (time.monotonic(), record)
+        if by == "hash" and record.state(int(time.time() * 1000)) == "active":
+            signals.key_verified.send(self, key_hash=value)
         return record

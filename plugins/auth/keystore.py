@@ -78,9 +78,10 @@ class ApiKey:
 
 def _name(value, field: str = "name") -> str:
     if not isinstance(value, str) or not value.strip() or len(value) > 255 or \
-            any(ord(c) < 32 or ord(c) == 127 for c in value):
+            any(ord(c) < 32 or ord(c) == 127 or 0xD800 <= ord(c) <= 0xDFFF for c in value):
+        # Surrogates: no database encodes them (a CLI argument can carry one).
         raise BadRequest(f"{field} must be a non-empty string of at most 255 characters, "
-                         "without control characters")
+                         "without control characters or unpaired UTF-16 surrogates")
     return value.strip()
 
 
