@@ -63,7 +63,7 @@ model_versions = sa.Table(
     sa.Column("benchmark_value", sa.Double, nullable=True),
     sa.Column("benchmark_direction", sa.String(8), nullable=True),
     # The contribution: a normalised (lower-case) address and when it was
-    # credited. Its baseline and improvement are derived when read (one indexed
+    # credited (the version's creation, which a rebuild reads too). Its baseline and improvement are derived when read (one indexed
     # lookup), so a change to an earlier version can never leave them stale.
     sa.Column("contributor", sa.String(42), nullable=True),
     sa.Column("contributed_at", sa.BigInteger, nullable=True),
