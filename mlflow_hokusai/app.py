@@ -14,10 +14,11 @@ import logging
 import os
 from typing import Callable
 
+from mlflow_hokusai.bodies import BodyLimit
 from mlflow_hokusai.db import migrate
 from mlflow_hokusai.db.engine import get_engine, resolve_database_uri
 from mlflow_hokusai.errors import HokusaiError
-from mlflow_hokusai.pipeline import Pipeline, RequestContext, tag_request
+from mlflow_hokusai.pipeline import Pipeline, RequestContext, refuse_nul_in_url, tag_request
 from mlflow_hokusai.routes import RouteTable
 from mlflow_hokusai.plugins.auth.gate import Gate
 from mlflow_hokusai.plugins.auth.keystore import KeyStore
@@ -33,6 +34,7 @@ BUILTIN_PLUGINS = (
     "mlflow_hokusai.plugins.audit",
     "mlflow_hokusai.plugins.models",
     "mlflow_hokusai.plugins.tokens",
+    "mlflow_hokusai.plugins.browser",  # after ratelimit: its refusal hook answers last
     "mlflow_hokusai.rest",  # /api/openapi.json, describing the RestBlueprints
     "mlflow_hokusai.prefixes",  # last: it reads the routes the others registered
 )
@@ -60,7 +62,9 @@ class Hokusai:
         self.gate = Gate(self.settings, self.keystore)
         self.pipeline = Pipeline()
         self.pipeline.add(tag_request, order=-30)
+        self.pipeline.add(refuse_nul_in_url, order=-29)
         self.pipeline.add(self.resolve_route, order=-25)
+        self.body_limit = BodyLimit(self.settings.max_request_body_mb)
         self.routes: RouteTable | None = None  # the route table (set by init_app)
         # Optional services shown by /health: name -> probe returning
         # "healthy", "degraded", "unhealthy" or "disabled" (plugins add theirs).
@@ -69,6 +73,7 @@ class Hokusai:
         # Set by the plugins that own them, read by others (metrics, health).
         self.breaker = None  # plugins.health: CircuitBreaker
         self.health_checks: list = []  # plugins.health (and ratelimit adds Redis)
+        self.health_cache = None  # plugins.health: their cached results, for public routes
         self.limiter = None  # plugins.ratelimit: Limiter, unless limits are off
         self.audit = None  # plugins.audit: AuditRecorder, unless auditing is off
         self.authorizer = None  # plugins.auth: per-resource permissions
@@ -113,10 +118,11 @@ def create_app():
 
         hokusai.fastapi_app = create_fastapi_app(flask_app)
         hokusai.routes.build(hokusai.fastapi_app)
-        app = AsgiAdapter(hokusai.fastapi_app, hokusai.pipeline)
+        app = AsgiAdapter(hokusai.fastapi_app, hokusai.pipeline, hokusai.body_limit)
     else:
         if not isinstance(flask_app.wsgi_app, WsgiAdapter):
-            flask_app.wsgi_app = WsgiAdapter(flask_app.wsgi_app, hokusai.pipeline)
+            flask_app.wsgi_app = WsgiAdapter(flask_app.wsgi_app, hokusai.pipeline,
+                                             hokusai.body_limit)
         hokusai.routes.build()
         app = flask_app
     _logger.info("%s: worker %d ready", READY_MESSAGE, os.getpid())

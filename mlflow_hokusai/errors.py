@@ -8,7 +8,11 @@ WSGI gates and the Flask blueprints all answer through ``render``.
 from __future__ import annotations
 
 import json
+import logging
+import re
 from typing import Any
+
+_logger = logging.getLogger(__name__)
 
 
 class HokusaiError(Exception):
@@ -46,12 +50,45 @@ class AuthenticationFailed(HokusaiError):
     status = 401
     error_code = "UNAUTHENTICATED"
     default_detail = "Invalid or expired API key"
-    challenge = 'Bearer realm="hokusai", Basic realm="hokusai"'
+    # Bearer only: Basic is still accepted, but a Basic challenge would make a
+    # browser prompt (and cache the key where any page can use it); people log
+    # in at /login instead.
+    challenge = 'Bearer realm="hokusai"'
 
     def __init__(self, reason: str):
         detail = "API key required" if reason == "missing" else self.default_detail
         super().__init__(detail, headers={"WWW-Authenticate": self.challenge})
         self.reason = reason
+
+
+class LoginRequired(HokusaiError):
+    """A person's browser, sent to the login page instead of a 401 (303 See Other)."""
+
+    status = 303
+    error_code = "UNAUTHENTICATED"
+    default_detail = "Log in first"
+
+    def __init__(self, location: str, *, clear_cookie: str | None = None):
+        headers = {"Location": location, "Cache-Control": "no-store"}
+        if clear_cookie:
+            headers["Set-Cookie"] = clear_cookie
+        super().__init__(headers=headers)
+        self.reason = "login"
+
+
+class CrossSiteRefused(HokusaiError):
+    """A request whose credential the browser added by itself (a session cookie,
+    cached Basic credentials) that comes from another site's page."""
+
+    status = 403
+    error_code = "PERMISSION_DENIED"
+    default_detail = "Cross-site request refused"
+
+
+class UnsupportedMediaType(HokusaiError):
+    status = 415
+    error_code = "INVALID_PARAMETER_VALUE"
+    default_detail = "The request body must be JSON (Content-Type: application/json)"
 
 
 class PermissionDenied(HokusaiError):
@@ -136,12 +173,28 @@ class ValidationFailed(HokusaiError):
     default_detail = "Invalid request"
 
 
+# How a database driver's error reads once SQLAlchemy (and MLflow, wrapping it)
+# made it a message: "(psycopg2.errors.X) ... [SQL: ...] [parameters: ...]".
+_DATABASE_ERROR = re.compile(r"\[SQL: |\((?:psycopg2?|sqlite3|pymysql|MySQLdb|sqlalchemy)"
+                             r"[\w.]*\)")
+DATABASE_ERROR_MESSAGE = "The database refused the request (the server log has the details)"
+
+
+def without_sql(message: str) -> str:
+    """``message``, unless it is a database error's text, which can carry the SQL
+    statement, its parameters and the database's host: those stay in the log."""
+    if isinstance(message, str) and _DATABASE_ERROR.search(message):
+        _logger.warning("Database error answered without its text: %s", message)
+        return DATABASE_ERROR_MESSAGE
+    return message
+
+
 class FromMlflow(HokusaiError):
     """An ``MlflowException`` raised under a Hokusai route, answered with the
-    status MLflow itself gives its error code."""
+    status MLflow itself gives its error code (and no SQL)."""
 
     def __init__(self, exc):
-        super().__init__(exc.message)
+        super().__init__(without_sql(exc.message))
         self.status = exc.get_http_status_code()
         self.error_code = exc.error_code
 

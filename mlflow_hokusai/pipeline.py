@@ -19,10 +19,10 @@ import re
 import time
 import uuid
 from typing import Callable
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, unquote_plus, urlencode
 
 from mlflow_hokusai import signals
-from mlflow_hokusai.errors import HokusaiError
+from mlflow_hokusai.errors import BadRequest, HokusaiError
 
 
 class LookupNeeded(Exception):
@@ -39,11 +39,14 @@ def route_path(path: str, root_path: str = "") -> str:
     return "/" + path.lstrip("/")
 
 
-def without_query_key(query_string: str) -> str:
-    """The query string minus ``api_key``: MLflow never needs it, and uvicorn's
-    access log would print it."""
-    return urlencode([(k, v) for k, v in parse_qsl(query_string, keep_blank_values=True)
-                      if k != "api_key"])
+def strip_query_key(query_string: str) -> str | None:
+    """The query string minus ``api_key`` (however its name is encoded), or None
+    when it has none: MLflow never needs it, and access logs would print it."""
+    if "key" not in query_string.lower() and "%" not in query_string:
+        return None
+    pairs = parse_qsl(query_string, keep_blank_values=True)
+    kept = [(k, v) for k, v in pairs if k != "api_key"]
+    return urlencode(kept) if len(kept) < len(pairs) else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,6 +117,15 @@ def tag_request(context: RequestContext, allow_io: bool) -> None:
     context.response_headers.append(("X-Request-ID", context.request_id))
 
 
+def refuse_nul_in_url(context: RequestContext, allow_io: bool) -> None:
+    """A step: no route takes a NUL character in its path or query, and
+    PostgreSQL refuses one in any text, so it is refused here, once for every
+    route (MLflow's included), before a lookup could fail on it."""
+    request = context.request
+    if "\x00" in request.path or "\x00" in unquote_plus(request.query_string):
+        raise BadRequest("The URL must not contain NUL characters (%00)")
+
+
 # The context of the request being served; anyio copies it into the thread that
 # runs Flask under uvicorn, and it is per-thread under gunicorn.
 current_context: contextvars.ContextVar[RequestContext | None] = \
@@ -126,22 +138,26 @@ def current_principal():
 
 
 class Answered:
-    """Sends ``signals.request_finished`` once, when the response starts: the
-    status is known and nothing has reached the client yet, so whoever reads
-    metrics after a response sees that response counted. ``seconds`` is the
-    time to the response's start."""
+    """Once per request, when the response starts (the status is known and
+    nothing has reached the client yet): sends ``signals.request_finished``, so
+    whoever reads metrics after a response sees that response counted
+    (``seconds`` is the time to the response's start), and returns the work the
+    pipeline's answer hooks need done before the response goes out."""
 
-    def __init__(self, sender, context: RequestContext):
+    def __init__(self, sender, context: RequestContext, pipeline: "Pipeline"):
         self.sender = sender
         self.context = context
+        self.pipeline = pipeline
         self.started = time.perf_counter()
         self.done = False
 
-    def __call__(self, status: int) -> None:
-        if not self.done:
-            self.done = True
-            signals.request_finished.send(self.sender, context=self.context, status=status,
-                                          seconds=time.perf_counter() - self.started)
+    def __call__(self, status: int) -> list[Callable[[], None]]:
+        if self.done:
+            return []
+        self.done = True
+        signals.request_finished.send(self.sender, context=self.context, status=status,
+                                      seconds=time.perf_counter() - self.started)
+        return self.pipeline.answering(self.context, status)
 
 
 Step = Callable[[RequestContext, bool], None]
@@ -149,15 +165,44 @@ Step = Callable[[RequestContext, bool], None]
 
 RefusalHook = Callable[[RequestContext, HokusaiError, bool], None]
 
+# hook(context, status), called on the server's loop as the answer is about to
+# start: cheap, it may return blocking work (or None) that must be done before
+# the client gets any of the answer.
+AnswerHook = Callable[[RequestContext, int], "Callable[[], None] | None"]
+
+
+def run_all(works: list[Callable[[], None]]) -> None:
+    for work in works:
+        work()
+
 
 class Pipeline:
     def __init__(self):
         self._steps: list[tuple[int, int, Step]] = []
         self._refusal_hooks: list[RefusalHook] = []
+        self._answer_hooks: list[AnswerHook] = []
+        self._shutdown_hooks: list[Callable[[], None]] = []
+
+    def before_answer(self, hook: AnswerHook) -> None:
+        """``hook(context, status)`` sees every answer, refusals included, before
+        it is sent (the audit trail makes its record durable there)."""
+        self._answer_hooks.append(hook)
+
+    def answering(self, context: RequestContext, status: int) -> list[Callable[[], None]]:
+        return [work for hook in self._answer_hooks if (work := hook(context, status))]
+
+    def on_shutdown(self, hook: Callable[[], None]) -> None:
+        """``hook()`` runs when the worker stops serving (uvicorn's lifespan
+        shutdown); it may block. Hooks must also be safe to run again at exit."""
+        self._shutdown_hooks.append(hook)
+
+    def shutdown(self) -> None:
+        run_all(self._shutdown_hooks)
 
     def add(self, step: Step, order: int) -> None:
-        """Lower ``order`` runs first: the public-route check is -20, the circuit
-        breaker -10, the address lockout -5, authentication 0, rate limits 10."""
+        """Lower ``order`` runs first: the public-route check is -20, the browser's
+        UI guard -19, the circuit breaker -10, the address lockout -5, the
+        cross-site check -1, authentication 0, rate limits 10."""
         bisect.insort(self._steps, (order, len(self._steps), step))
 
     def on_refusal(self, hook: RefusalHook) -> None:

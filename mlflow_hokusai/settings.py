@@ -55,6 +55,13 @@ def _cache_ttl(raw: str) -> float:
     return value
 
 
+def _limit(raw: str) -> str:
+    import limits
+
+    limits.parse(raw)  # ValueError names what is wrong
+    return raw
+
+
 def _text_or_file(raw: str) -> str:
     # PEM keys are awkward in env vars, so "@/path/key.pem" reads a file.
     if raw.startswith("@"):
@@ -131,8 +138,9 @@ class Settings:
     jwt_issuer: str | None = setting(None, "Required `iss` claim of JWTs, when set.")
     rate_limits_enabled: bool = setting(True, "Enforce rate limits at all.", _bool)
     rate_limit_storage_uri: str | None = setting(
-        None, "Where limits count: unset is per-process memory (each worker counts alone); "
-        "`redis://host:6379/0` makes limits exact across workers and servers.")
+        None, "Where limits count: unset is a file shared by the workers of this server (exact "
+        "across them); `redis://host:6379/0` makes limits exact across servers too; "
+        "`memory://` counts per process (each worker alone).")
     rate_limit_key_prefix: str = setting(
         "hokusai", "Prefix of the rate-limit keys in Redis.")
     rate_limit_fail_mode: str = setting(
@@ -144,6 +152,9 @@ class Settings:
     route_limits: str = setting(
         "registration=20/minute,lineage=100/minute,contributor_impact=100/minute",
         "Per-key limits of route groups, on top of the key's limit.")
+    public_rate_limit: str = setting(
+        "600/minute", "Limit per client address of the public routes (health, version, "
+        "metrics, the UI's static files).", _limit)
     auth_failure_limit: str = setting(
         "20/minute", "Failed credentials allowed per client address before it is locked out.")
     auth_lockout_seconds: int = setting(
@@ -160,12 +171,20 @@ class Settings:
     health_check_timeout_seconds: float = setting(
         3.0, "Timeout of each health check (database, stores, artifact listing).",
         _positive_float)
+    health_cache_seconds: float = setting(
+        1.0, "Public health routes answer from check results at most this old: one round of "
+        "backend checks per worker per interval, whatever the request rate.", _positive_float)
     audit_enabled: bool = setting(
         True, "Record every write request (principal, key id, action, resources, status) in "
         "the audit trail (`GET /api/audit`).", _bool)
-    audit_queue_size: int = setting(
-        10000, "Audit records a worker holds while the database is slow or down; beyond it "
-        "records are dropped and counted (`hokusai_audit_dropped_total`).", _positive_int)
+    audit_spool_dir: str | None = setting(
+        None, "Directory of the audit spools (each worker's records, fsynced before the "
+        "answer, until they are in the database); a subdirectory per database is used. Put it "
+        "on persistent local storage shared by the server's workers. Default: "
+        "`$TMPDIR/hokusai-audit`.")
+    max_request_body_mb: float = setting(
+        16.0, "Largest request body (MiB) read from any request but a streamed artifact upload; "
+        "a larger one gets 413 without being read.", _positive_float)
     metrics_require_auth: bool = setting(
         False, "Put `GET /metrics` behind the `read` scope.", _bool)
     models_batch_max_operations: int = setting(
@@ -181,6 +200,22 @@ class Settings:
         100.0, "Largest dataset `POST /models/evaluate` reads, in MiB.", _positive_float)
     openapi_public: bool = setting(
         False, "Serve `/api/openapi.json` without credentials (else it needs `read`).", _bool)
+    sessions_enabled: bool = setting(
+        True, "Let people log in to the browser UI at `/login` with an API key (a signed "
+        "session cookie). On, the server refuses to start without a session secret.", _bool)
+    session_secret: str | None = setting(
+        None, "Secret signing session cookies, the same on every worker and server. Default: "
+        "`$MLFLOW_FLASK_SERVER_SECRET_KEY`.")
+    session_hours: float = setting(
+        12.0, "Lifetime of a browser session, in hours (the key's own revocation or expiry "
+        "ends it sooner).", _positive_float)
+    session_same_site: str = setting(
+        "lax", "`SameSite` of the session cookie: `lax` (links from other sites land logged "
+        "in) or `strict`.", _choice("lax", "strict"))
+    csrf_trusted_origins: tuple[str, ...] = setting(
+        (), "Comma-separated origins (`https://mlflow.example.com`) that may send "
+        "state-changing requests with a session or browser-held Basic credential, besides "
+        "the server's own (its `Host`): for a proxy that rewrites `Host`.", _csv)
     metrics_dir: str | None = setting(
         None, "Directory for prometheus_client's multiprocess files. Default: a temp dir per "
         "server (`$PROMETHEUS_MULTIPROC_DIR` wins when set).")

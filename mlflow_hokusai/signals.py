@@ -12,9 +12,11 @@ _signals = Namespace()
 auth_decided = _signals.signal("auth-decided")
 #: ``hit``: whether a verified key came from the worker's cache.
 key_cache_used = _signals.signal("key-cache-used")
+#: ``key_hash``: a key was read from the key store and found active.
+key_verified = _signals.signal("key-verified")
 #: ``old``, ``new``: circuit breaker states (closed, open, half_open).
 breaker_changed = _signals.signal("breaker-changed")
-#: ``reason``: key, route or lockout; a request refused with 429.
+#: ``reason``: key, route, lockout or public; a request refused with 429.
 rate_limited = _signals.signal("rate-limited")
 #: The rate-limit storage (Redis) failed; the request passed (fail-open) or got 503.
 rate_limit_storage_failed = _signals.signal("rate-limit-storage-failed")

@@ -83,7 +83,9 @@ def _start(tmp_path_factory, name, backend_uri, *, server, hokusai_db=None, jwt_
            # Evaluation datasets: a data root of the server's own, and a limit
            # small enough that a test can exceed it cheaply.
            "HOKUSAI_EVALUATION_DATA_ROOT": str(workdir / "data"),
-           "HOKUSAI_EVALUATION_MAX_DATASET_MB": "1"}
+           "HOKUSAI_EVALUATION_MAX_DATASET_MB": "1",
+           # Audit spools inside the test's own directory, not the shared temp dir.
+           "HOKUSAI_AUDIT_SPOOL_DIR": str(workdir / "audit-spool")}
     (workdir / "data").mkdir()
     env.update(extra_env or {})
     if jwt_public:
@@ -197,3 +199,12 @@ def hokusai_s3_store(tmp_path_factory):
 @pytest.fixture(params=["hokusai_file_store", "hokusai_s3_store"])
 def artifact_store(request):
     return request.getfixturevalue(request.param)
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """One headless Debian chromium for every browser test (tests/browser.py)."""
+    from tests.browser import chromium as launch
+
+    with launch() as browser:
+        yield browser

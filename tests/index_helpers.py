@@ -30,3 +30,44 @@ def token_row(database_uri: str, token_id: str):
 def run_lineage(database_uri: str, run_id: str):
     with index_session(database_uri) as session:
         return reader.run_lineage(session, run_id)
+
+
+def service_answers(session, names, tokens, addresses) -> dict:
+    """What the token, lineage and contributor routes answer (their service
+    functions, read through ``session``), for these models, tokens and addresses:
+    a NotFound is an answer too."""
+    from unittest import mock
+
+    from mlflow_hokusai.errors import HokusaiError
+    from mlflow_hokusai.plugins.tokens import schemas, service
+
+    def answer(call, *args):
+        try:
+            return call(*args)
+        except HokusaiError as error:
+            return (error.status, error.detail)
+
+    page = schemas.Page()
+    found = {}
+    with mock.patch.object(service, "read", lambda query, registry=True: query(session)):
+        for name in names:
+            found[("model", name)] = answer(service.model_lineage, name, page)
+            for number in range(1, 9):
+                found[("version", name, number)] = answer(service.version_lineage, name, number)
+        for token_id in tokens:
+            found[("token", token_id)] = answer(service.by_token, token_id, page)
+        for address in addresses:
+            found[("contributor", address)] = answer(service.contributor_impact, address)
+    return found
+
+
+def rebuilt_answers(engine, names, tokens, addresses) -> dict:
+    """The same answers after a full rebuild of the index, rolled back after."""
+    from mlflow_hokusai.plugins.store import backfill
+
+    with Session(engine) as session:
+        backfill.rebuild(session)
+        try:
+            return service_answers(session, names, tokens, addresses)
+        finally:
+            session.rollback()

@@ -28,15 +28,19 @@ class MlflowServer:
 
     def __init__(self, workdir: Path, backend_uri: str, *, server: str = "uvicorn",
                  workers: int = 2, app_name: str | None = "hokusai",
-                 env: dict[str, str] | None = None, artifacts: str | None = None):
+                 env: dict[str, str] | None = None, artifacts: str | None = None,
+                 gunicorn_opts: str = "--timeout 120"):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.backend_uri = backend_uri
         self.server = server
         self.workers = workers
+        self.gunicorn_opts = gunicorn_opts
         self.app_name = app_name
-        self.env = env or {}
+        # Browser sessions are on by default and need a secret shared by the workers.
+        self.env = {"HOKUSAI_SESSION_SECRET": "test-session-secret-" + workdir.name, **(env or {})}
         self.artifacts = artifacts or str(self.workdir / "artifacts")
+        self.gunicorn_opts = gunicorn_opts
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = self.workdir / "server.log"
@@ -49,7 +53,7 @@ class MlflowServer:
         if self.app_name:
             cmd += ["--app-name", self.app_name]
         if self.server == "gunicorn":
-            cmd += ["--gunicorn-opts", "--timeout 120"]
+            cmd += ["--gunicorn-opts", self.gunicorn_opts]
         return cmd
 
     def start(self, timeout: float = 120) -> "MlflowServer":
@@ -72,9 +76,10 @@ class MlflowServer:
                 status = requests.get(self.url + "/version", timeout=2).status_code
             except requests.RequestException:
                 status = None
-            # Any answer means a worker is serving (basic-auth guards /version);
-            # then wait for the others, so tests that need every worker get them.
-            if status in (200, 401) and self._workers_ready():
+            # Any answer means a worker is serving (basic-auth guards /version,
+            # a low public limit refuses it); then wait for the others, so tests
+            # that need every worker get them.
+            if status in (200, 401, 429) and self._workers_ready():
                 return self
             if status is not None and status >= 500:
                 self.stop()
@@ -96,6 +101,15 @@ class MlflowServer:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
+
+    def kill(self, sig: int, timeout: float = 60) -> None:
+        """Send ``sig`` to the server and all its workers at once, as a deploy's
+        process manager or the OOM killer does, and wait until they are gone."""
+        tree = [psutil.Process(self.process.pid), *psutil.Process(self.process.pid).children(
+            recursive=True)]
+        os.killpg(self.process.pid, sig)
+        self.process.wait(timeout=timeout)
+        psutil.wait_procs(tree, timeout=timeout)
 
     def stop(self) -> None:
         """Stop the server and every process it started: MLflow's job consumers

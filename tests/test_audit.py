@@ -1,6 +1,7 @@
 """The audit trail: every write through the server leaves a record, failed ones
 too, read back with GET /api/audit (admin) with filters and pagination."""
 
+import threading
 import time
 import uuid
 
@@ -144,3 +145,53 @@ def test_the_audit_trail_needs_admin(each_server_kind):
     key = each_server_kind.create_key("read,write")
     answer = requests.get(f"{each_server_kind.url}/api/audit", headers=_headers(key), timeout=30)
     assert answer.status_code == 403
+
+
+def test_poisoned_requests_cost_no_other_record(each_server_kind):
+    """Issue 14, item 1: values a database refuses (a lone surrogate in a JSON id,
+    a NUL byte in a query parameter) once made a worker's whole batch fail and
+    be dropped, an admin's concurrent writes with it."""
+    server = each_server_kind
+    admin = f"admin-{uuid.uuid4().hex[:6]}"
+    admin_key = server.keystore.create("admin", owner=admin, scopes="admin")[1]
+    attacker = f"attacker-{uuid.uuid4().hex[:6]}"
+    attacker_key = server.keystore.create("w", owner=attacker, scopes="read,write")[1]
+    base = f"{server.url}/api/2.0/mlflow"
+    poisons = [
+        ("runs/log-metric", "", b'{"run_id": "\\ud800", "key": "m", "value": 1, "timestamp": 0}'),
+        ("experiments/delete", "?experiment_id=%00", b'{"experiment_id": "1"}'),
+        ("runs/set-tag", "", b'{"run_id": "\\udfff\\u0000", "key": "k", "value": "v"}'),
+    ]
+    stop = threading.Event()
+
+    def poison():
+        with requests.Session() as session:
+            while not stop.is_set():
+                for route, query, body in poisons:
+                    session.post(f"{base}/{route}{query}", data=body, timeout=30,
+                                 headers={**_headers(attacker_key),
+                                          "Content-Type": "application/json"})
+
+    attacks = [threading.Thread(target=poison) for _ in range(2)]
+    for thread in attacks:
+        thread.start()
+    acknowledged = set()
+    try:
+        with requests.Session() as session:
+            for _ in range(15):
+                answer = session.post(f"{base}/experiments/create",
+                                      json={"name": f"admin-{uuid.uuid4().hex[:8]}"},
+                                      headers=_headers(admin_key), timeout=30)
+                assert answer.status_code == 200, answer.text
+                acknowledged.add(answer.headers["X-Request-ID"])
+    finally:
+        stop.set()
+        for thread in attacks:
+            thread.join()
+
+    recorded = {r["request_id"] for r in wait_for(server, 15, principal=admin)}
+    assert recorded == acknowledged
+    # The attacker's own records are kept too, with what the database cannot hold replaced.
+    theirs = wait_for(server, 3, principal=attacker, max_results=1000)
+    assert {r["run_id"] for r in theirs} >= {"\ufffd", "\ufffd\ufffd"}
+    assert "\ufffd" in {r["experiment_id"] for r in theirs}

@@ -106,3 +106,37 @@ def test_the_triggers_read_values_as_the_store_checks_them(key, tmp_path,
                 for value in SAMPLES[key]}
         engine.dispose()
         assert read == accepted, engine.dialect.name
+
+
+def test_replacing_an_older_set_rebuilds_what_it_wrote(tmp_path, make_postgres_database):
+    """An index an older trigger set kept (here: a contribution dated and a token
+    baseline frozen as set 4 did) is rebuilt when the new set goes in, so it
+    reads as the new set defines it."""
+    from mlflow.entities.model_registry import ModelVersionTag
+
+    from mlflow_hokusai.plugins.store import reader
+
+    alice = "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed"
+    for uri in (f"sqlite:///{tmp_path}/old.db", make_postgres_database()):
+        store = registry_store_class()(uri)
+        store.create_registered_model("m")
+        store.create_model_version("m", "mlflow-artifacts:/m", tags=[
+            ModelVersionTag("hokusai_token_id", "tok"), ModelVersionTag("benchmark_value", "1"),
+            ModelVersionTag("hokusai_contributor", alice)])
+        created = store.get_model_version("m", "1").creation_timestamp
+        engine = store.engine
+        with engine.begin() as connection:  # as an older set left it
+            connection.execute(sa.text("UPDATE hokusai_model_versions SET contributed_at = 7"))
+            dialect = DIALECTS[engine.dialect.name]
+            dialect.drop(connection, dialect.existing_names(connection))
+            dialect.create(connection, triggers.Trigger(
+                "hokusai_v4_version_tag", "model_version_tags", ("INSERT",), "",
+                lambda d: ["DELETE FROM hokusai_tokens WHERE 1 = 0"]))
+        engine.dispose()
+        store = registry_store_class()(uri)  # starts: installs set 5, rebuilds
+        assert triggers.current(store.engine)
+        with store.ManagedSessionMaker() as session:
+            assert [row["contributed_at"] for row in reader.contributions(session, alice)] \
+                == [created]
+            assert reader.token(session, "tok")["baseline_value"] == 1.0
+        store.engine.dispose()

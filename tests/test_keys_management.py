@@ -81,13 +81,15 @@ def test_bad_inputs_on_postgres_are_4xx_not_errors(gunicorn_postgres):
     headers = admin_headers(gunicorn_postgres)
     url = gunicorn_postgres.url + "/api/keys"
     nul = requests.post(url, json={"name": "a\x00b"}, headers=headers, timeout=30)
-    assert nul.status_code == 400 and "control characters" in nul.json()["detail"]
+    # Refused by the check of every JSON body's text, before the name's own.
+    assert nul.status_code == 400 and "must not contain NUL" in nul.json()["detail"]
     deep = requests.post(url, data="[" * 100000 + "]" * 100000, headers={
         **headers, "Content-Type": "application/json"}, timeout=30)
     assert deep.status_code == 400
-    assert requests.delete(url + "/%00", headers=headers, timeout=30).status_code == 404
-    assert requests.post(url + "/abc%00/rotate", json={}, headers=headers,
-                         timeout=30).status_code == 404
+    # A NUL in any URL is refused before a route sees it (the pipeline's check).
+    for answer in (requests.delete(url + "/%00", headers=headers, timeout=30),
+                   requests.post(url + "/abc%00/rotate", json={}, headers=headers, timeout=30)):
+        assert answer.status_code == 400 and "NUL" in answer.json()["detail"]
 
 
 def test_a_key_is_rotated_once_even_when_rotations_race(each_server_kind):

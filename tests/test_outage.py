@@ -15,6 +15,10 @@ from mlflow_hokusai.plugins.auth.keystore import KeyStore
 from tests.s3server import S3Server
 from tests.servers import MlflowServer
 
+# Public health answers are cached per worker (1 s by default); these tests read
+# them right after killing a backend.
+FRESH_HEALTH = {"HOKUSAI_HEALTH_CACHE_SECONDS": "0.001"}
+
 
 @pytest.fixture(scope="module")
 def cluster(throwaway_postgres):
@@ -26,7 +30,7 @@ def server(tmp_path_factory, cluster):
     # MLflow's data and the keys both live on the cluster that will go away.
     server = MlflowServer(tmp_path_factory.mktemp("outage"), cluster.uri, workers=2, env={
         "HOKUSAI_BREAKER_RECOVERY_SECONDS": "2", "HOKUSAI_RETRY_AFTER_SECONDS": "1",
-        "HOKUSAI_DB_TIMEOUT_SECONDS": "1"}).start()
+        "HOKUSAI_DB_TIMEOUT_SECONDS": "1", **FRESH_HEALTH}).start()
     yield server
     server.stop()
 
@@ -127,7 +131,8 @@ def s3():
 def test_dead_artifact_store(tmp_path_factory, make_postgres_database, s3):
     server = MlflowServer(tmp_path_factory.mktemp("s3-outage"), make_postgres_database(),
                           workers=1, artifacts=f"s3://{s3.bucket}/mlflow",
-                          env={**s3.client_env, "HOKUSAI_HEALTH_CHECK_TIMEOUT_SECONDS": "3"})
+                          env={**s3.client_env, "HOKUSAI_HEALTH_CHECK_TIMEOUT_SECONDS": "3",
+                               **FRESH_HEALTH})
     server.start()
     try:
         assert requests.get(server.url + "/health/mlflow", timeout=30).json()["status"] == \

@@ -19,6 +19,7 @@ PUBLIC = {
     ("GET", "/health/mlflow"), ("GET", "/api/health/mlflow"), ("GET", "/mlflow/health/mlflow"),
     ("GET", "/api/health/mlflow/detailed"), ("GET", "/mlflow/health/mlflow/detailed"),
     ("GET", "/api/health/mlflow/connectivity"),
+    ("GET", "/login"), ("GET", "/logout"),  # the login page; logging out needs a session
 }
 
 _PARAM = re.compile(r"<[^>]+>|\{[^}]+\}")

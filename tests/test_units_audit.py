@@ -1,6 +1,25 @@
 """Which resources a write request touched, read from its parts (no server)."""
 
+import sqlalchemy
+
+from mlflow_hokusai.db import migrate
+from mlflow_hokusai.db.schema import audit_log
+from mlflow_hokusai.plugins.audit.recorder import AuditRecorder
 from mlflow_hokusai.plugins.audit.resources import touched
+
+BASE = {"time": 1, "request_id": "r", "principal": "p", "key_id": "k", "status": 200,
+        "action": "POST /x", "path": "/x"}
+
+
+def _sqlite(tmp_path):
+    engine = sqlalchemy.create_engine(f"sqlite:///{tmp_path}/audit.db")
+    migrate.upgrade(engine)
+    return engine
+
+
+def _rows(engine):
+    with engine.connect() as connection:
+        return connection.execute(sqlalchemy.select(audit_log).order_by(audit_log.c.id)).all()
 
 
 def test_ids_come_from_path_query_body_and_creation_answers():
@@ -25,21 +44,85 @@ def test_odd_shapes_are_ignored_not_errors():
 
 
 def test_a_batch_of_records_with_different_resources_is_stored(tmp_path):
-    import sqlalchemy
-
-    from mlflow_hokusai.db import migrate
-    from mlflow_hokusai.db.schema import audit_log
-    from mlflow_hokusai.plugins.audit.recorder import AuditRecorder
-
-    engine = sqlalchemy.create_engine(f"sqlite:///{tmp_path}/audit.db")
-    migrate.upgrade(engine)
-    recorder = AuditRecorder(engine, capacity=10)
-    base = {"time": 1, "request_id": "r", "principal": "p", "key_id": "k", "status": 200,
-            "action": "POST /x", "path": "/x"}
-    recorder.record({**base, "experiment_id": "1"})
-    recorder.record({**base, "run_id": "a" * 40, "model_name": "m"})  # overlong id: cut
+    engine = _sqlite(tmp_path)
+    recorder = AuditRecorder(engine, tmp_path / "spool")
+    recorder.record({**BASE, "experiment_id": "1"})
+    recorder.record({**BASE, "run_id": "a" * 40, "model_name": "m"})  # overlong id: cut
     recorder.close()
-    with engine.connect() as connection:
-        rows = connection.execute(sqlalchemy.select(audit_log).order_by(audit_log.c.id)).all()
-    assert [(r.experiment_id, r.run_id, r.model_name) for r in rows] == \
+    assert [(r.experiment_id, r.run_id, r.model_name) for r in _rows(engine)] == \
         [("1", None, None), (None, "a" * 32, "m")]
+
+
+def _asgi_adapter(app, events):
+    from mlflow_hokusai.asgi import AsgiAdapter
+    from mlflow_hokusai.pipeline import Pipeline
+
+    pipeline = Pipeline()
+    pipeline.on_shutdown(lambda: events.append("hooks ran"))
+    pipeline.before_answer(lambda context, status: (lambda: events.append(f"work {status}"))
+                           if context.request.method == "POST" else None)
+    return AsgiAdapter(app, pipeline)
+
+
+def test_uvicorn_lifespan_shutdown_runs_the_shutdown_hooks_before_it_completes():
+    import anyio
+
+    events = []
+
+    async def app(scope, receive, send):  # a lifespan as Starlette answers it
+        assert scope["type"] == "lifespan"
+        while (message := await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+
+    async def main():
+        incoming = iter([{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
+
+        async def receive():
+            return next(incoming)
+
+        async def send(message):
+            events.append(message["type"])
+
+        await _asgi_adapter(app, events)({"type": "lifespan"}, receive, send)
+
+    anyio.run(main)
+    assert events == ["lifespan.startup.complete", "hooks ran", "lifespan.shutdown.complete"]
+
+
+def test_answer_hooks_work_is_done_before_the_answer_starts():
+    import anyio
+
+    events = []
+
+    async def app(scope, receive, send):
+        await send({"type": "http.response.start", "status": 201, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    async def main(method):
+        async def send(message):
+            events.append(message["type"])
+
+        scope = {"type": "http", "method": method, "path": "/x", "headers": [],
+                 "query_string": b"", "client": ("127.0.0.1", 1)}
+        await _asgi_adapter(app, events)(scope, None, send)
+
+    anyio.run(main, "POST")
+    anyio.run(main, "GET")
+    assert events == ["work 201", "http.response.start", "http.response.body",
+                      "http.response.start", "http.response.body"]
+
+
+def test_one_spool_directory_per_database(tmp_path, monkeypatch):
+    from mlflow_hokusai.plugins.audit.spool import directory_for
+
+    pg = "postgresql://u:{}@db/mlflow"
+    assert directory_for(pg.format("a"), None) == directory_for(pg.format("b"), None)
+    assert directory_for(pg.format("a"), None) != directory_for("postgresql://u@db/other", None)
+    assert directory_for(pg.format("a"), str(tmp_path)).parent == tmp_path
+    monkeypatch.chdir(tmp_path)
+    here = directory_for("sqlite:///mlflow.db", None)
+    assert here == directory_for(f"sqlite:///{tmp_path}/mlflow.db", None)
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")
+    assert directory_for("sqlite:///mlflow.db", None) != here

@@ -65,7 +65,7 @@ model_versions = sa.Table(
     sa.Column("benchmark_value", sa.Double, nullable=True),
     sa.Column("benchmark_direction", sa.String(8), nullable=True),
     # The contribution: a normalised (lower-case) address and when it was
-    # credited. Its baseline and improvement are derived when read (one indexed
+    # credited (the version's creation, which a rebuild reads too). Its baseline and improvement are derived when read (one indexed
     # lookup), so a change to an earlier version can never leave them stale.
     sa.Column("contributor", sa.String(42), nullable=True),
     sa.Column("contributed_at", sa.BigInteger, nullable=True),
@@ -79,9 +79,9 @@ tokens = sa.Table(
     sa.Column("token_id", sa.String(64), nullable=False),
     # A token belongs to one registered model, and a model has one token.
     sa.Column("model_name", MODEL_NAME, nullable=False, unique=True),
-    # The registered baseline: the benchmark value of the version that bound the
-    # token, when it did (later edits of that version do not move it). It is the
-    # baseline of the model's first benchmarked version.
+    # No longer written (trigger set 5): the token's baseline is read from the
+    # model's versions (contributions.token_baseline), so that it cannot differ
+    # from what a rebuild finds. Left until a migration drops them.
     sa.Column("baseline_value", sa.Double, nullable=True),
     sa.Column("baseline_version", sa.Integer, nullable=True),
     sa.Column("bound_at", sa.BigInteger, nullable=False),
@@ -130,11 +130,14 @@ audit_log = sa.Table(
     sa.Column("model_name", MODEL_NAME, nullable=True),
     sa.Column("model_version", sa.String(16), nullable=True),
     sa.Column("api_key_id", sa.String(32), nullable=True),
+    # Unique: a record replayed from a spool after a crash is stored once.
+    sa.Column("record_id", sa.String(32), nullable=True),
     sa.Index("ix_hokusai_audit_log_time", "time", "id"),
     sa.Index("ix_hokusai_audit_log_principal", "principal", "time"),
     sa.Index("ix_hokusai_audit_log_run", "run_id"),
     sa.Index("ix_hokusai_audit_log_experiment", "experiment_id"),
     sa.Index("ix_hokusai_audit_log_model", "model_name", "model_version"),
+    sa.Index("ux_hokusai_audit_log_record", "record_id", unique=True),
 )
 
 # One row per recorded inference operation (plugins.models.predictions).

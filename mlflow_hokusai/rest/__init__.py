@@ -3,6 +3,9 @@
 - ``RestBlueprint.operation`` serves a view at ``/api<path>`` and ``<path>``,
   validates path, query and body with pydantic models (422 in FastAPI's shape),
   and answers errors as ``{"detail": ...}`` (see rest.blueprint).
+- MLflow's own JSON routes get their bodies checked before MLflow reads them
+  (rest.mlflow_json): a body that is no JSON object is a 400 JSON, not a 500;
+  their error messages carry no SQL.
 - ``/api/openapi.json`` describes every such operation (rest.openapi); it needs
   the ``read`` scope unless ``HOKUSAI_OPENAPI_PUBLIC=true``.
 
@@ -32,6 +35,9 @@ def _openapi():
 
 def init_app(flask_app: flask.Flask, hokusai) -> None:
     from mlflow_hokusai.plugins.auth import permissions
+    from mlflow_hokusai.rest import mlflow_json
+
+    mlflow_json.init_app(flask_app)
 
     flask_app.add_url_rule(OPENAPI_PATH, endpoint="hokusai_openapi", view_func=_openapi)
     if hokusai.settings.openapi_public:

@@ -34,6 +34,8 @@ import pydantic
 from werkzeug.exceptions import HTTPException
 
 from mlflow_hokusai.errors import FromMlflow, HokusaiError, ValidationFailed, render
+from mlflow_hokusai.values import UNSTORABLE_MESSAGE, unstorable_text
+from mlflow_hokusai.web import json_body_bytes
 
 _logger = logging.getLogger(__name__)
 API_PREFIX = "/api"
@@ -92,14 +94,19 @@ def _validate(model, data, where: str):
 
 
 def _json_body() -> Any:
-    raw = flask.request.get_data(cache=True)
+    raw = json_body_bytes()
     if not raw.strip():
         return {}
     try:
-        return json.loads(raw)
+        body = json.loads(raw)
     except (ValueError, RecursionError) as error:
         raise ValidationFailed([{"loc": ["body"], "msg": f"JSON decode error: {error}",
                                  "type": "json_invalid"}]) from None
+    where = unstorable_text(body)
+    if where is not None:
+        raise ValidationFailed([{"loc": ["body", *where], "msg": f"Text {UNSTORABLE_MESSAGE}",
+                                 "type": "value_error"}])
+    return body
 
 
 def _query_args() -> dict[str, Any]:

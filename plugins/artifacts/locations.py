@@ -95,13 +95,18 @@ def server_roots(scheme: str, environ=os.environ) -> list[str] | None:
     return roots
 
 
+def within(base: str, root: str) -> bool:
+    """``base`` is ``root`` or below it (both clean, "/"-separated)."""
+    return base == root or base.startswith(root.rstrip("/") + "/")
+
+
 def find_root(location: Location, has_marker: Callable[[str], bool],
               environ=os.environ) -> str:
     """The store root for ``location`` (see the module docstring)."""
     roots = server_roots(location.scheme, environ)
     if roots is not None:
         for root in sorted(roots, key=len, reverse=True):
-            if location.base == root or location.base.startswith(root.rstrip("/") + "/"):
+            if within(location.base, root):
                 return root
         raise InvalidLocation("this location is outside the server's artifact roots")
     candidate = location.base

@@ -22,17 +22,26 @@ DEFAULT_PAGE, MAX_PAGE = 100, 1000
 _COLUMNS = [c for c in A.c if c.name != "id"]
 
 
+_LAST_MS = int(datetime.datetime(9999, 12, 31, 23, 59, 59, 999000,
+                                  tzinfo=datetime.timezone.utc).timestamp() * 1000)
+
+
 def _time(name: str, raw: str) -> int:
-    """Epoch milliseconds, or an ISO 8601 time (UTC unless it says otherwise)."""
-    if raw.isdigit():
+    """Epoch milliseconds up to the year 9999 (the column is 64-bit), or an ISO
+    8601 time (UTC unless it says otherwise)."""
+    wrong = BadRequest(f"{name} must be epoch milliseconds or an ISO 8601 time, up to the "
+                       "year 9999")
+    if raw.isascii() and raw.isdigit():
+        if len(raw) > 20 or int(raw) > _LAST_MS:
+            raise wrong
         return int(raw)
     try:
         moment = datetime.datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        raise BadRequest(f"{name} must be epoch milliseconds or an ISO 8601 time") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.timezone.utc)
-    return int(moment.timestamp() * 1000)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=datetime.timezone.utc)
+        return int(moment.timestamp() * 1000)
+    except (ValueError, OverflowError):
+        raise wrong from None
 
 
 def _int(name: str, raw: str, low: int, high: int) -> int:
@@ -44,6 +53,8 @@ def _int(name: str, raw: str, low: int, high: int) -> int:
 def _page_token(raw: str) -> tuple[int, int]:
     try:
         time, row_id = json.loads(base64.urlsafe_b64decode(raw.encode()))
+        if not (0 <= int(time) <= _LAST_MS and 0 <= int(row_id) < 2 ** 63):
+            raise ValueError("out of range")
         return int(time), int(row_id)
     except (ValueError, TypeError):
         raise BadRequest("Invalid page_token") from None

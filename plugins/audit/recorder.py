@@ -1,96 +1,122 @@
-"""Writes audit records from a background thread, in batches.
+"""Moves audit records from this worker's spool (and dead workers' spools) to
+the database, from a background thread.
 
-Requests only enqueue (the ASGI server's event loop must not wait on the
-database); the thread inserts what has queued in one transaction and retries
-with backoff while the database is down. Records beyond the queue's capacity
-are dropped and counted, never blocking a request. Queued records are flushed
-when the worker exits normally.
+``record`` is called before the answer to a request leaves the server: it makes
+the record durable (spool.py) and returns; the thread then gathers what has
+arrived for a short while and stores it in one transaction (writer.py),
+retrying with backoff while the database is down: the records wait on disk, so
+an outage loses none. At start and every ``scan_seconds`` the thread also
+replays the spools of workers that died (SIGKILL, OOM, timeout kill). A clean
+exit (uvicorn's lifespan shutdown, gunicorn's worker exit, ``atexit``) ships
+what is left, within ``close``'s timeout; what it cannot ship stays spooled.
 """
 
 from __future__ import annotations
 
 import atexit
 import logging
-import queue
 import threading
 import time
+import uuid
 
-from mlflow_hokusai import signals
-from mlflow_hokusai.db.schema import audit_log
+from mlflow_hokusai.plugins.audit import sanitize, spool
+from mlflow_hokusai.plugins.audit.writer import AuditWriter, Unavailable, dropped
 
 _logger = logging.getLogger(__name__)
-_BATCH = 500
-_LINGER_SECONDS = 0.2
 _RETRIES = (0.2, 0.5, 1.0, 2.0, 5.0)
-_STOP = object()
-
-
-_COLUMNS = [column for column in audit_log.c if column.name != "id"]
-
-
-def _fit(row: dict) -> dict:
-    """Every column (a batch is one executemany: all rows need the same keys),
-    strings cut to their column's length: ids come from clients, and one
-    overlong value must not lose its whole batch."""
-    fitted = {}
-    for column in _COLUMNS:
-        value = row.get(column.name)
-        length = getattr(column.type, "length", None)
-        fitted[column.name] = value[:length] if isinstance(value, str) and length else value
-    return fitted
 
 
 class AuditRecorder:
-    def __init__(self, engine, capacity: int):
-        self._engine = engine
-        self._queue: queue.Queue = queue.Queue(capacity)
+    def __init__(self, engine, directory, *, linger_seconds: float = 0.2,
+                 scan_seconds: float = 10.0):
+        self._writer = AuditWriter(engine)
+        self._spool = spool.Spool(directory)
+        self._linger = linger_seconds
+        self._scan = scan_seconds
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._wake.set()  # at once: dead workers' spools are replayed at start
         self._thread = threading.Thread(target=self._run, name="hokusai-audit", daemon=True)
         self._thread.start()
         atexit.register(self.close)
 
     def record(self, row: dict) -> None:
+        """Durable when this returns (blocking: call it off the event loop)."""
+        fitted = sanitize.storable({**row, "record_id": uuid.uuid4().hex})
         try:
-            self._queue.put_nowait(_fit(row))
-        except queue.Full:
-            self._dropped(1, "the audit queue is full")
+            self._spool.append(fitted)
+        except OSError as error:
+            # No spool (disk full, read-only): store it now, in this thread.
+            _logger.error("Audit spool unavailable (%s): writing the record directly", error)
+            try:
+                self._writer.write([fitted])
+            except Unavailable as down:
+                dropped(1, f"no spool and no database ({type(down.__cause__).__name__})")
+            return
+        self._wake.set()
 
     def close(self, timeout: float = 5.0) -> None:
+        """Ship what is spooled and stop; idempotent."""
         if self._thread.is_alive():
-            self._queue.put(_STOP)
+            self._stopping.set()
+            self._wake.set()
             self._thread.join(timeout)
+        if not self._thread.is_alive():
+            self._spool.close()
 
     def _run(self) -> None:
+        next_scan = 0.0
+        failures = 0
         while True:
-            batch = [self._queue.get()]
-            # Gather what arrives shortly after: one transaction for a burst of
-            # writes costs the database (and the worker's CPU) far less than one
-            # per write.
-            deadline = time.monotonic() + _LINGER_SECONDS
-            while len(batch) < _BATCH and batch[-1] is not _STOP:
-                try:
-                    batch.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
-                except queue.Empty:
-                    break
-            stop = _STOP in batch
-            self._write([row for row in batch if row is not _STOP])
-            if stop:
-                return
-
-    def _write(self, rows: list[dict]) -> None:
-        if not rows:
-            return
-        for pause in (*_RETRIES, None):
+            self._wake.wait(self._scan)
+            if not self._stopping.is_set():
+                # Gather what arrives shortly after: one transaction for a burst
+                # of writes costs the database (and this worker's CPU) far less.
+                self._stopping.wait(self._linger)
+            self._wake.clear()
             try:
-                with self._engine.begin() as connection:
-                    connection.execute(audit_log.insert(), rows)
+                while self._ship_own():
+                    pass
+                if time.monotonic() >= next_scan or self._stopping.is_set():
+                    self._ship_orphans()
+                    next_scan = time.monotonic() + self._scan
+                failures = 0
+            except Unavailable as error:
+                failures += 1
+                pause = _RETRIES[min(failures, len(_RETRIES)) - 1]
+                _logger.warning("Audit: database unavailable (%s); records stay spooled, "
+                                "retrying in %.1f s", type(error.__cause__).__name__, pause)
+                if self._stopping.wait(pause):
+                    return  # exiting: what is left is replayed later
+                self._wake.set()
+                continue
+            except Exception:  # noqa: BLE001 - the thread must survive; records stay spooled
+                _logger.exception("Audit: shipping failed; records stay spooled")
+            if self._stopping.is_set():
                 return
-            except Exception as error:  # noqa: BLE001 - any database failure is retried
-                if pause is None:
-                    self._dropped(len(rows), f"the database refused them ({type(error).__name__})")
-                    return
-                time.sleep(pause)
 
-    @staticmethod
-    def _dropped(count: int, why: str) -> None:
-        _logger.error("%d audit record(s) dropped: %s", count, why)
-        signals.audit_dropped.send(None, count=count)
+    def _ship_own(self) -> bool:
+        """Ship one read of this worker's spool; True if there may be more."""
+        records, end, unreadable = self._spool.pending()
+        if unreadable:
+            dropped(unreadable, "unreadable lines in this worker's spool")
+        if not end:
+            return False
+        self._writer.write(records)
+        self._spool.shipped(end)
+        return True
+
+    def _ship_orphans(self) -> None:
+        own = self._spool.path
+        for path, fd in spool.claim_orphans(self._spool.directory, own):
+            delete = False
+            try:
+                records, _, unreadable = spool.decode(spool.read_all(fd))
+                self._writer.write(records)
+                if unreadable:
+                    dropped(unreadable, f"unreadable lines in {path.name}")
+                if records:
+                    _logger.info("Audit: replayed %d record(s) of %s", len(records), path.name)
+                delete = True
+            finally:
+                spool.release(path, fd, delete)

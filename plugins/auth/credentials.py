@@ -6,13 +6,22 @@ import base64
 import dataclasses
 from urllib.parse import parse_qsl
 
+from werkzeug.http import parse_cookie
+
 from mlflow_hokusai.pipeline import RequestInfo
+
+# The browser session (plugins/browser): a signed key id, never the key.
+SESSION_COOKIE = "hokusai_session"
 
 
 @dataclasses.dataclass(frozen=True)
 class Credential:
-    kind: str  # "key" or "bearer" (a key or a JWT: decided by its shape)
+    kind: str  # "key", "bearer" (a key or a JWT: decided by its shape) or "session"
     value: str
+    # Added by a browser on its own, to any request to this server, whichever
+    # page made it (a session cookie, cached Basic credentials): the one kind a
+    # cross-site page can make use of (see plugins/browser/csrf.py).
+    ambient: bool = False
 
 
 def _from_authorization(header: str) -> Credential | None:
@@ -28,14 +37,16 @@ def _from_authorization(header: str) -> Credential | None:
         try:
             decoded = base64.b64decode(value, validate=True).decode("utf-8")
         except ValueError:  # binascii.Error, UnicodeDecodeError, non-ASCII input
-            return Credential("key", "")  # present but unreadable: malformed
+            return Credential("key", "", ambient=True)  # present but unreadable: malformed
         # The key is the password; the user name is free (MLflow sends its own).
-        return Credential("key", decoded.partition(":")[2])
+        return Credential("key", decoded.partition(":")[2], ambient=True)
     return None
 
 
-def extract(request: RequestInfo, *, allow_query: bool) -> Credential | None:
-    """Authorization (Bearer, ApiKey, Basic), then X-API-Key, then ?api_key=."""
+def extract(request: RequestInfo, *, allow_query: bool,
+            allow_session: bool = False) -> Credential | None:
+    """Authorization (Bearer, ApiKey, Basic), then X-API-Key, then ?api_key=,
+    then the session cookie: an explicit credential wins over the cookie."""
     authorization = request.headers.get("authorization")
     if authorization:
         credential = _from_authorization(authorization)
@@ -48,4 +59,8 @@ def extract(request: RequestInfo, *, allow_query: bool) -> Credential | None:
         for name, value in parse_qsl(request.query_string, keep_blank_values=True):
             if name == "api_key" and value:
                 return Credential("key", value)
+    if allow_session and SESSION_COOKIE in request.headers.get("cookie", ""):
+        value = parse_cookie(request.headers["cookie"]).get(SESSION_COOKIE)
+        if value:
+            return Credential("session", value, ambient=True)
     return None

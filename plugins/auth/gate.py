@@ -57,7 +57,11 @@ class Gate:
         self.settings = settings
         self.keystore = keystore
         self.jwt = JwtVerifier(settings)
-        self._cache: dict[str, tuple[float, ApiKey]] = {}
+        # Reads a session cookie's key id (plugins/browser sets it when sessions are on).
+        self.sessions = None
+        # By ("hash", key hash) or ("id", key id): a session is re-checked as
+        # often as the key it names, so revoking the key ends it as quickly.
+        self._cache: dict[tuple[str, str], tuple[float, ApiKey]] = {}
 
     def __call__(self, context: RequestContext, allow_io: bool) -> None:
         if context.public:
@@ -65,7 +69,8 @@ class Gate:
         request = context.request
         try:
             # Known before authorization, so that a refused write is audited as theirs.
-            context.principal = self.identify(request, allow_io=allow_io)
+            context.principal = self.identify(request, allow_io=allow_io,
+                                              lockout=context.notes.get("lockout"))
             self.authorize(context.route, context.principal, request)
         except (AuthenticationFailed, PermissionDenied, RouteNotClassified) as refusal:
             signals.auth_decided.send(self, outcome=refusal.reason)
@@ -75,11 +80,17 @@ class Gate:
             raise
         signals.auth_decided.send(self, outcome="ok")
 
-    def identify(self, request, *, allow_io: bool = True) -> Principal:
-        credential = credentials.extract(request, allow_query=self.settings.allow_query_key)
+    def identify(self, request, *, allow_io: bool = True, lockout=None) -> Principal:
+        """``lockout`` (plugins.ratelimit.limiter.Lockout): the client address is
+        locked out, so no key may be looked up unless it is known to be valid."""
+        credential = self.credential(request)
         if credential is None:
             raise AuthenticationFailed("missing")
-        return self.authenticate(credential, allow_io=allow_io)
+        return self.authenticate(credential, allow_io=allow_io, lockout=lockout)
+
+    def credential(self, request) -> credentials.Credential | None:
+        return credentials.extract(request, allow_query=self.settings.allow_query_key,
+                                   allow_session=self.sessions is not None)
 
     @staticmethod
     def authorize(route, principal: Principal, request) -> None:
@@ -93,7 +104,8 @@ class Gate:
                          request.method, request.path, principal.label, needed)
             raise PermissionDenied(needed)
 
-    def authenticate(self, credential: credentials.Credential, *, allow_io: bool) -> Principal:
+    def authenticate(self, credential: credentials.Credential, *, allow_io: bool,
+                     lockout=None) -> Principal:
         if credential.kind == "bearer" and not keys.looks_like_key(credential.value):
             claims = self.jwt.verify(credential.value)
             tier = claims.get("tier") if claims.get("tier") in TIERS else \
@@ -101,36 +113,50 @@ class Gate:
             return Principal(username=str(claims["sub"]), kind="jwt", scopes=claims["scopes"],
                              tier=tier, label=f"jwt:{claims['sub']}",
                              workspaces=_tenant(claims))
-        if not keys.is_well_formed(credential.value):
+        if credential.kind == "session":
+            if self.sessions is None:
+                raise AuthenticationFailed("invalid")
+            lookup = ("id", self.sessions.key_id(credential.value))
+        elif not keys.is_well_formed(credential.value):
             raise AuthenticationFailed("malformed")
-        key_hash = keys.hash_key(credential.value)
-        record = self._cached(key_hash)
+        else:
+            lookup = ("hash", keys.hash_key(credential.value))
+        record = self._cached(lookup)
         if record is None:
+            # A locked-out address guesses no more: only a key this worker or
+            # another verified before (a refresh, not a guess) is looked up.
+            # A session is signed by the server, so it is never a guess.
+            if lockout is not None and lookup[0] == "hash" and lookup not in self._cache and \
+                    not lockout.knows(lookup[1]):
+                raise lockout.refusal()
             if not allow_io:
                 raise LookupNeeded
-            record = self._load(key_hash)
+            record = self._load(lookup)
         else:
             signals.key_cache_used.send(self, hit=True)
         state = record.state(int(time.time() * 1000))
         if state != "active":
             _logger.info("Refused API key %s (%s): %s", record.id, record.prefix, state)
             raise AuthenticationFailed(state)
+        via = " via session" if credential.kind == "session" else ""
         return Principal(username=record.owner, kind="api_key", scopes=frozenset(record.scopes),
                          key_id=record.id, tier=record.tier, rate_limit=record.rate_limit,
-                         label=f"{record.id} ({record.prefix})",
+                         label=f"{record.id} ({record.prefix}){via}",
                          workspaces=frozenset(record.workspaces.split(","))
                          if record.workspaces else None)
 
-    def _cached(self, key_hash: str) -> ApiKey | None:
-        entry = self._cache.get(key_hash)
+    def _cached(self, lookup: tuple[str, str]) -> ApiKey | None:
+        entry = self._cache.get(lookup)
         if entry is None or time.monotonic() - entry[0] > self.settings.key_cache_ttl_seconds:
             return None
         return entry[1]
 
-    def _load(self, key_hash: str) -> ApiKey:
+    def _load(self, lookup: tuple[str, str]) -> ApiKey:
         signals.key_cache_used.send(self, hit=False)
+        by, value = lookup
         try:
-            record = self.keystore.find_by_hash(key_hash)
+            record = self.keystore.find_by_hash(value) if by == "hash" else \
+                self.keystore.find_by_id(value)
             if record is None:
                 raise AuthenticationFailed("invalid")
             now = int(time.time() * 1000)
@@ -144,5 +170,7 @@ class Gate:
                                      retry_after=self.settings.retry_after_seconds) from None
         if len(self._cache) >= _MAX_CACHED_KEYS:
             self._cache.clear()
-        self._cache[key_hash] = (time.monotonic(), record)
+        self._cache[lookup] = (time.monotonic(), record)
+        if by == "hash" and record.state(int(time.time() * 1000)) == "active":
+            signals.key_verified.send(self, key_hash=value)
         return record

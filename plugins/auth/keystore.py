@@ -80,9 +80,10 @@ class ApiKey:
 
 def _name(value, field: str = "name") -> str:
     if not isinstance(value, str) or not value.strip() or len(value) > 255 or \
-            any(ord(c) < 32 or ord(c) == 127 for c in value):
+            any(ord(c) < 32 or ord(c) == 127 or 0xD800 <= ord(c) <= 0xDFFF for c in value):
+        # Surrogates: no database encodes them (a CLI argument can carry one).
         raise BadRequest(f"{field} must be a non-empty string of at most 255 characters, "
-                         "without control characters")
+                         "without control characters or unpaired UTF-16 surrogates")
     return value.strip()
 
 
@@ -191,11 +192,10 @@ class KeyStore:
         return row, plaintext
 
     def get(self, key_id: str) -> ApiKey:
-        with self.engine.connect() as conn:
-            row = conn.execute(api_keys.select().where(api_keys.c.id == _key_id(key_id))).first()
-        if row is None:
+        record = self.find_by_id(_key_id(key_id))
+        if record is None:
             raise NotFound(f"API key not found: {key_id}")
-        return ApiKey.from_row(row)
+        return record
 
     def list(self) -> list[ApiKey]:
         with self.engine.connect() as conn:
@@ -214,6 +214,13 @@ class KeyStore:
         if row is None or not hmac.compare_digest(row.key_hash, key_hash):
             return None
         return ApiKey.from_row(row)
+
+    def find_by_id(self, key_id: str) -> ApiKey | None:
+        if not _KEY_ID.fullmatch(key_id):
+            return None
+        with self.engine.connect() as conn:
+            row = conn.execute(api_keys.select().where(api_keys.c.id == key_id)).first()
+        return ApiKey.from_row(row) if row is not None else None
 
     def revoke(self, key_id: str) -> ApiKey:
         """Idempotent: revoking a revoked key changes nothing."""

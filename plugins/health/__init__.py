@@ -48,6 +48,8 @@ def init_app(flask_app, hokusai) -> None:
         checks.Check("registry_api", checks.registry_api, critical=True),
         checks.Check("artifacts_api", checks.artifacts_api, critical=False),
     ]
+    hokusai.health_cache = checks.Cached(lambda: api.run_all(hokusai),
+                                         settings.health_cache_seconds)
     hokusai.services.setdefault("redis", lambda: "disabled")
     for path in PUBLIC_PATHS:
         permissions.add_public_path(path)

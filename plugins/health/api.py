@@ -40,11 +40,18 @@ def _public(result: checks.CheckResult) -> dict:
     return data
 
 
-def evaluate(names: list[str] | None = None) -> dict[str, checks.CheckResult]:
-    hokusai = _hokusai()
+def run_all(hokusai) -> dict[str, checks.CheckResult]:
     hokusai.breaker.refresh()  # so that the checks below count as half-open probes
-    selected = [c for c in hokusai.health_checks if names is None or c.name in names]
-    results = checks.run_checks(selected, hokusai.settings.health_check_timeout_seconds)
+    return checks.run_checks(hokusai.health_checks, hokusai.settings.health_check_timeout_seconds)
+
+
+def evaluate(names: list[str] | None = None, fresh: bool = False
+             ) -> dict[str, checks.CheckResult]:
+    """Public routes get the worker's cached results (``hokusai.health_cache``);
+    ``fresh`` runs the checks now (authenticated ``/health/status``)."""
+    hokusai = _hokusai()
+    results = run_all(hokusai) if fresh else hokusai.health_cache.get()
+    results = {name: r for name, r in results.items() if names is None or name in names}
     breaker = hokusai.breaker
     results["circuit_breaker"] = checks.CheckResult(
         "circuit_breaker", "fail" if breaker.state == OPEN else "pass", 0.0, True,
@@ -167,7 +174,7 @@ def mlflow_connectivity():
 @blueprint.get("/health/status")
 def status():
     hokusai = _hokusai()
-    results = evaluate()
+    results = evaluate(fresh=True)
     process = psutil.Process()
     return {"status": overall(results), "version": mlflow_hokusai.__version__,
             "environment": hokusai.settings.environment_name,

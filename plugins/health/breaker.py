@@ -1,8 +1,16 @@
 """A circuit breaker around the backend database, fed by SQLAlchemy itself.
 
-Every statement that reaches any engine in this process (MLflow's stores and
-Hokusai's own) reports success; every connection-level failure reports
-failure. After ``failure_threshold`` consecutive failures the breaker opens and
+Whose database: every engine that serves requests in this process, MLflow's
+tracking and registry stores and Hokusai's tables (key lookups) alike. A
+request needs all of them, so one breaker per worker guards them together.
+The audit writer's background thread is not reported: its retries would count
+one outage many times, and its successes must not hide a failing store.
+
+Every statement from a request or a health check reports success; a failure
+reports only when it says the database is unreachable or unavailable
+(``is_unavailability``): a statement the caller's own input made the database
+refuse (too many joins or bound parameters, say) is that request's error, and
+counting it would let any key holder open the breaker for everyone. After ``failure_threshold`` consecutive failures the breaker opens and
 the pipeline answers MLflow requests at once with 503 instead of letting each
 one wait on a dead database. After ``recovery_seconds`` it admits one probe at
 a time (half-open) and closes after ``success_threshold`` successes in a row.
@@ -15,6 +23,7 @@ import logging
 import math
 import threading
 import time
+from typing import Callable
 
 import sqlalchemy.event
 import sqlalchemy.exc
@@ -28,7 +37,25 @@ CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 # A probe that never reports (a request that touched no database) does not keep
 # the breaker half-open forever: another one is admitted after this long.
 _PROBE_TIMEOUT_SECONDS = 5.0
-_CONNECTION_ERRORS = (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)
+# Threads whose statements the breaker ignores (plugins.audit.recorder's writer).
+BACKGROUND_THREADS = frozenset({"hokusai-audit"})
+# SQLSTATE classes and codes of an unavailable PostgreSQL: connection exception,
+# insufficient resources (too many connections, disk full, out of memory),
+# shutdown or start-up in progress, system/I-O error.
+_UNAVAILABLE_SQLSTATE_CLASSES = ("08", "53", "58")
+_UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "57P05"})
+# MySQL client/server codes: can't connect, server gone away, lost connection,
+# too many connections, shutdown in progress, lock wait timeout.
+_UNAVAILABLE_MYSQL_CODES = frozenset({1040, 1053, 1205, 2002, 2003, 2005, 2006, 2013})
+# What drivers say without a code (libpq at connect time, SQLite always).
+_UNAVAILABLE_MESSAGES = (
+    "connection refused", "could not connect", "could not translate host name",
+    "no route to host", "timeout expired", "timed out", "server closed the connection",
+    "connection already closed", "connection reset", "broken pipe", "terminating connection",
+    "the database system is", "lost connection", "gone away", "too many connections",
+    "database is locked", "unable to open database file", "disk i/o error",
+    "database or disk is full",
+)
 
 _logger = logging.getLogger(__name__)
 
@@ -131,20 +158,49 @@ class CircuitBreaker:
                 "retry_after_seconds": self.retry_after() if self.state == OPEN else None}
 
 
-def watch_sqlalchemy(breaker: CircuitBreaker) -> None:
-    """Feed the breaker from every engine of this process (class-level events)."""
+def _sqlstate(error) -> str | None:
+    # psycopg2 calls it pgcode, psycopg 3 sqlstate.
+    return getattr(error, "pgcode", None) or getattr(error, "sqlstate", None)
+
+
+def is_unavailability(error: BaseException, is_disconnect: bool = False) -> bool:
+    """Whether a database error says the database cannot be reached or cannot
+    serve now (rather than refusing this statement)."""
+    if is_disconnect:
+        return True
+    original = getattr(error, "orig", None) or error
+    if isinstance(error, sqlalchemy.exc.InterfaceError):
+        return True  # the driver lost its connection
+    if not isinstance(error, sqlalchemy.exc.OperationalError):
+        return False  # integrity, programming, data errors: the statement's own
+    state = _sqlstate(original)
+    if state:
+        return state[:2] in _UNAVAILABLE_SQLSTATE_CLASSES or state in _UNAVAILABLE_SQLSTATES
+    code = original.args[0] if original.args and isinstance(original.args[0], int) else None
+    if code is not None:
+        return code in _UNAVAILABLE_MYSQL_CODES
+    message = str(original).lower()
+    return any(text in message for text in _UNAVAILABLE_MESSAGES)
+
+
+def watch_sqlalchemy(breaker: CircuitBreaker) -> Callable[[], None]:
+    """Feed the breaker from every engine of this process (class-level events);
+    returns the function that stops it."""
 
     def on_error(context):
-        if context.is_pre_ping:
-            return  # the pool reconnects next; that attempt reports for itself
-        if context.is_disconnect or isinstance(context.sqlalchemy_exception, _CONNECTION_ERRORS):
+        if context.is_pre_ping or threading.current_thread().name in BACKGROUND_THREADS:
+            return  # a pre-ping: the pool reconnects next, that attempt reports for itself
+        if is_unavailability(context.sqlalchemy_exception, context.is_disconnect):
             breaker.record_failure()
 
     def on_success(conn, cursor, statement, parameters, context, executemany):
-        breaker.record_success()
+        if threading.current_thread().name not in BACKGROUND_THREADS:
+            breaker.record_success()
 
-    sqlalchemy.event.listen(Engine, "handle_error", on_error)
-    sqlalchemy.event.listen(Engine, "after_cursor_execute", on_success)
+    listeners = (("handle_error", on_error), ("after_cursor_execute", on_success))
+    for name, listener in listeners:
+        sqlalchemy.event.listen(Engine, name, listener)
+    return lambda: [sqlalchemy.event.remove(Engine, *pair) for pair in listeners]
 
 
 class BreakerStep:

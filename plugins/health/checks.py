@@ -7,6 +7,7 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import os
+import threading
 import time
 from typing import Callable
 
@@ -110,3 +111,34 @@ def _timed(run: Callable[[], None]) -> tuple[float, str | None]:
     except Exception as exc:  # a health check reports every failure, it never raises
         message = str(exc).splitlines()[0] if str(exc) else ""
         return time.perf_counter() - started, f"{type(exc).__name__}: {message}"[:300]
+
+
+class Cached:
+    """The last results of ``run``, reused for ``seconds``: a public health route
+    costs one round of backend checks per worker per interval, whatever the
+    request rate. While one caller refreshes, the others get the previous
+    results at once rather than queueing on a slow backend (and holding the
+    server's threads); only the very first callers wait."""
+
+    def __init__(self, run: Callable[[], dict], seconds: float, clock=time.monotonic):
+        self._run = run
+        self.seconds = seconds
+        self._clock = clock
+        self._refreshing = threading.Lock()
+        self._results: dict | None = None
+        self._at = 0.0
+
+    def _fresh(self) -> bool:
+        return self._results is not None and self._clock() - self._at < self.seconds
+
+    def get(self) -> dict:
+        if self._fresh():
+            return self._results
+        if not self._refreshing.acquire(blocking=self._results is None):
+            return self._results  # another caller is refreshing
+        try:
+            if not self._fresh():
+                self._results, self._at = self._run(), self._clock()
+            return self._results
+        finally:
+            self._refreshing.release()

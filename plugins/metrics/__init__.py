@@ -9,16 +9,16 @@ prometheus-flask-exporter's Flask instrumentation is not used for them.
 from __future__ import annotations
 
 import os
-import tempfile
 
 from mlflow_hokusai.plugins.auth import permissions
+from mlflow_hokusai.serverdir import server_dir
 
 
 def _multiprocess_dir(settings) -> str:
     """One directory per server instance, shared by its workers (their parent),
     unless the operator or ``mlflow server --expose-prometheus`` chose one."""
     path = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or settings.metrics_dir or \
-        os.path.join(tempfile.gettempdir(), f"hokusai-metrics-{os.getppid()}")
+        server_dir("metrics")
     os.makedirs(path, exist_ok=True)
     # prometheus_client reads this when it is first imported, which is below.
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = path

@@ -31,14 +31,27 @@ BUILD_INFO = Gauge("hokusai_build_info", "Build information", ["version", "mlflo
                                                                 "git_commit"],
                    multiprocess_mode="max")
 _STATE_VALUES = {"closed": 0, "half_open": 1, "open": 2}
+# Label values come from closed sets: anyone can send any method string, and
+# each new label value is a new series in every worker's file, forever.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER = "other"
 # Receivers are held here: blinker keeps only weak references by default.
 _receivers = []
 
 
+def request_labels(method: str, route: str, status: int) -> tuple[str, str, str]:
+    """(method, route, status) labels of an answered request; ``route`` is already
+    a template of the app or ``unmatched``."""
+    return (method if method in KNOWN_METHODS else OTHER,
+            route if method in KNOWN_METHODS else OTHER,
+            str(status) if 100 <= status <= 599 else OTHER)
+
+
 def subscribe(flask_app, hokusai) -> None:
     def on_request(sender, context, status, seconds):
-        route = context.route
-        labels = (context.request.method, route.template if route else UNMATCHED, str(status))
+        request = context.request
+        route = context.route.template if context.route else UNMATCHED
+        labels = request_labels(request.method, route, status)
         REQUESTS.labels(*labels).inc()
         LATENCY.labels(*labels).observe(seconds)
 

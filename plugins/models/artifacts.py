@@ -7,14 +7,18 @@ import io
 import os
 import posixpath
 import tempfile
+import urllib.parse
 import zipfile
 from typing import Iterator
 
 from mlflow.server import handlers
 
+from mlflow_hokusai.errors import BadRequest, NotFound
 from mlflow_hokusai.plugins.models.registry import registry_store
 
 CHUNK = 1 << 20
+# Exported by `mlflow server` to its workers (mlflow.server).
+ARTIFACT_ROOT_ENVS = ("_MLFLOW_SERVER_ARTIFACT_DESTINATION", "_MLFLOW_SERVER_ARTIFACT_ROOT")
 
 
 def repository(uri: str):
@@ -27,8 +31,74 @@ def repository(uri: str):
     return handlers._get_artifact_repository_for_uri(uri), ""
 
 
+def server_roots(*, local: bool) -> list[str]:
+    """The artifact roots ``mlflow server`` exported to its workers (with their
+    trailing slash), local ones only with ``local``."""
+    roots = []
+    for name in ARTIFACT_ROOT_ENVS:
+        root = os.environ.get(name, "")
+        scheme = urllib.parse.urlparse(root).scheme
+        if not root or scheme == "mlflow-artifacts":
+            continue
+        if scheme in ("", "file"):
+            if local:
+                roots.append(os.path.join(os.path.abspath(_local_path(root)), ""))
+        else:
+            roots.append(root.rstrip("/") + "/")
+    return roots
+
+
+def _local_path(uri: str) -> str:
+    return urllib.parse.urlparse(uri).path if uri.startswith("file:") else uri
+
+
+def _under_server_roots(uri: str) -> bool:
+    if any(part == ".." for part in urllib.parse.unquote(uri).replace("\\", "/").split("/")):
+        return False
+    scheme = urllib.parse.urlparse(uri).scheme
+    candidate = os.path.abspath(_local_path(uri)) if scheme in ("", "file") else uri
+    return any(candidate.startswith(root) for root in server_roots(local=True))
+
+
+def readable(uri: str) -> str:
+    """Where the server reads a version's files from its source or storage
+    location: ``runs:/`` and ``models:/<id>`` through the server's own tracking
+    store (MLflow's resolvers would open a client of their own, on whatever
+    tracking URI the process has), then only the proxied ``mlflow-artifacts:``
+    store or a location under the server's artifact roots. Anything else a
+    version names (``dbfs:/``, another host, a local path) is refused: the server
+    reads its own stores only."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.store.artifact.runs_artifact_repo import RunsArtifactRepository
+    from mlflow.store.artifact.utils.models import _parse_model_id_if_present
+
+    from mlflow_hokusai.plugins.models.registry import tracking_store
+
+    parsed = urllib.parse.urlparse(uri)
+    scheme = parsed.scheme.lower()
+    if scheme == "runs" and not parsed.netloc:
+        try:
+            run_id, path = RunsArtifactRepository.parse_runs_uri(uri)
+            run = tracking_store().get_run(run_id)
+        except MlflowException:
+            raise NotFound(f"No run behind the model's source {uri}") from None
+        return readable(posixpath.join(run.info.artifact_uri, (path or "").strip("/")))
+    model_id = _parse_model_id_if_present(uri) if scheme == "models" else None
+    if model_id and not parsed.netloc:
+        try:
+            return readable(tracking_store().get_logged_model(model_id).artifact_location)
+        except MlflowException:
+            raise NotFound(f"No logged model behind the model's source {uri}") from None
+    if (scheme == "mlflow-artifacts" and not parsed.netloc) or _under_server_roots(uri):
+        return uri
+    raise BadRequest(f"This server does not read model files from "
+                     f"{scheme + ':' if scheme else 'local'} locations outside its artifact "
+                     "stores, where this version's source is")
+
+
 def version_repository(name: str, version: int):
-    return repository(registry_store().get_model_version_download_uri(name, str(version)))
+    return repository(readable(
+        registry_store().get_model_version_download_uri(name, str(version))))
 
 
 def walk(repo, base: str) -> list[tuple[str, str]]:

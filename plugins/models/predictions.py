@@ -76,7 +76,10 @@ class PredictionStore:
         measured = [*where, table.c.latency_ms.is_not(None)]
         count, mean = connection.execute(
             sa.select(sa.func.count(), sa.func.avg(table.c.latency_ms)).where(*measured)).one()
-        result = {"count": count, "mean": float(mean) if mean is not None else None}
+        # Records are at most a day each (schemas); rows stored before that bound
+        # could still average to infinity, which JSON cannot carry.
+        mean = float(mean) if mean is not None else None
+        result = {"count": count, "mean": mean if mean is None or math.isfinite(mean) else None}
         for p in PERCENTILES:
             value = None
             if count:

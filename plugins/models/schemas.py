@@ -10,8 +10,10 @@ import pydantic
 from pydantic import BaseModel, Field
 
 from mlflow_hokusai.rest import BodyModel, QueryModel
+from mlflow_hokusai.values import MAX_VERSION, VersionNumber
 
 STAGES = ("None", "Staging", "Production", "Archived")
+MAX_LATENCY_MS = 86_400_000.0
 
 
 def _canonical_stage(value: Any) -> Any:
@@ -25,8 +27,6 @@ def _canonical_stage(value: Any) -> Any:
 # "None", "Staging", "Production" or "Archived", in any case.
 Stage = Annotated[Literal["None", "Staging", "Production", "Archived"],
                   pydantic.BeforeValidator(_canonical_stage)]
-# "Name:Version"; the name may itself contain colons (the version is after the last).
-ModelRef = Annotated[str, Field(pattern=r"^.+:[1-9][0-9]*$", examples=["fraud:3"])]
 
 
 def parse_ref(ref: str) -> tuple[str, int]:
@@ -34,9 +34,20 @@ def parse_ref(ref: str) -> tuple[str, int]:
     return name, int(version)
 
 
+def _version_in_range(ref: str) -> str:
+    if parse_ref(ref)[1] > MAX_VERSION:
+        raise ValueError(f"the version must be at most {MAX_VERSION}")
+    return ref
+
+
+# "Name:Version"; the name may itself contain colons (the version is after the last).
+ModelRef = Annotated[str, Field(pattern=r"^.+:[1-9][0-9]{0,9}$", examples=["fraud:3"]),
+                     pydantic.AfterValidator(_version_in_range)]
+
+
 class VersionPath(QueryModel):
     name: str
-    version: int = Field(ge=1)
+    version: VersionNumber
 
 
 # --- registry views ---------------------------------------------------------
@@ -45,7 +56,8 @@ class ListQuery(QueryModel):
     name: Annotated[str | None, Field(pattern=r"^[^'\"]*$",
                                       description="Substring of the model name")] = None
     max_results: int = Field(100, ge=1, le=1000)
-    page_token: str | None = None
+    # MLflow's page tokens are base64; anything else would fail inside MLflow.
+    page_token: Annotated[str | None, Field(pattern=r"^[A-Za-z0-9+/=_-]{1,4096}$")] = None
 
 
 class ModelSummary(BaseModel):
@@ -89,6 +101,14 @@ class Message(BaseModel):
 class TransitionBody(BodyModel):
     stage: Stage
     archive_existing: bool = False
+
+    @pydantic.model_validator(mode="after")
+    def _archive_only_into_a_live_stage(self):
+        # MLflow archives the others only when moving into Staging or Production.
+        if self.archive_existing and self.stage not in ("Staging", "Production"):
+            raise ValueError("archive_existing applies only to a transition to Staging or "
+                             "Production")
+        return self
 
 
 class RegisterBody(BodyModel):
@@ -234,7 +254,8 @@ class VersionMetrics(BaseModel):
 
 class PredictionRecord(BodyModel):
     timestamp: datetime.datetime | None = Field(None, description="Default: now")
-    latency_ms: float | None = Field(None, ge=0)
+    # At most a day: a mean over many records must stay a finite number.
+    latency_ms: float | None = Field(None, ge=0, le=MAX_LATENCY_MS)
 
 
 class RecordBody(BodyModel):
@@ -271,7 +292,7 @@ class PredictionStats(BaseModel):
 
 class EvaluateBody(BodyModel):
     model_name: str = Field(min_length=1)
-    model_version: int = Field(ge=1)
+    model_version: VersionNumber
     dataset_path: str = Field(min_length=1, description="runs:/ or mlflow-artifacts:/ URI, or a "
                                                         "path under HOKUSAI_EVALUATION_DATA_ROOT")
     target: str = Field(min_length=1)

@@ -10,7 +10,6 @@ history has several file-read CVEs through model-version sources.
 from __future__ import annotations
 
 import dataclasses
-import os
 import posixpath
 import urllib.parse
 
@@ -20,10 +19,6 @@ from mlflow.store.artifact.runs_artifact_repo import RunsArtifactRepository
 from mlflow_hokusai.errors import BadRequest, NotFound
 from mlflow_hokusai.plugins.models import artifacts
 from mlflow_hokusai.plugins.models.registry import registry_store, tracking_store
-
-# Exported by `mlflow server` to its workers (mlflow.server).
-ARTIFACT_ROOT_ENVS = ("_MLFLOW_SERVER_ARTIFACT_DESTINATION", "_MLFLOW_SERVER_ARTIFACT_ROOT")
-
 
 @dataclasses.dataclass(frozen=True)
 class Source:
@@ -44,16 +39,6 @@ def _check_path(uri: str, path: str) -> None:
         _refuse(uri, "relative path segments")
 
 
-def _server_roots() -> list[str]:
-    roots = []
-    for name in ARTIFACT_ROOT_ENVS:
-        root = os.environ.get(name, "")
-        scheme = urllib.parse.urlparse(root).scheme
-        if root and scheme not in ("", "file", "mlflow-artifacts"):  # never a local path
-            roots.append(root.rstrip("/") + "/")
-    return roots
-
-
 def resolve(uri: str) -> Source:
     parsed = urllib.parse.urlparse(uri)
     scheme = parsed.scheme.lower()
@@ -68,7 +53,7 @@ def resolve(uri: str) -> Source:
         return _from_models(uri)
     if scheme == "mlflow-artifacts":
         return Source(uri)
-    if any(uri.startswith(root) for root in _server_roots()):
+    if any(uri.startswith(root) for root in artifacts.server_roots(local=False)):
         return Source(uri)
     _refuse(uri, "not under the server's artifact root")
 

@@ -1,5 +1,5 @@
-"""Rate limits per key, tier and route, and a lockout for addresses that keep
-presenting wrong credentials. Health endpoints are public and never limited."""
+"""Rate limits per key, tier and route, per address on public routes, and a
+lockout for addresses that keep presenting wrong credentials."""
 
 from __future__ import annotations
 
@@ -15,11 +15,12 @@ def init_app(flask_app, hokusai) -> None:
     limiter = hokusai.limiter = Limiter(hokusai.settings)
     pipeline = hokusai.pipeline
     pipeline.add(limiter.run_in_thread, order=-15)
+    pipeline.add(limiter.check_public, order=-14)
     pipeline.add(limiter.check_lockout, order=-5)
     pipeline.add(limiter.check_key, order=10)
     pipeline.on_refusal(limiter.count_failure)
     hokusai.services["redis"] = limiter.service_state
-    if limiter.needs_io:
+    if limiter.external:
         # Without its storage a fail-closed server cannot serve: then it is critical.
         hokusai.health_checks.append(
             checks.Check("redis", limiter.ping, critical=not limiter.fail_open))

@@ -8,6 +8,7 @@ import flask
 from mlflow_hokusai.errors import NotFound
 from mlflow_hokusai.plugins.store import reader
 from mlflow_hokusai.plugins.store.access import read
+from mlflow_hokusai.values import version_number
 
 blueprint = flask.Blueprint("hokusai_owners", __name__, url_prefix="/api/owners")
 
@@ -38,7 +39,8 @@ def model_owner(name: str):
     return _answer("registered_model", name, row)
 
 
-@blueprint.get("/model-versions/<path:name>/<int:version>")
-def version_owner(name: str, version: int):
-    row = read(lambda session: reader.version(session, name, version))
+@blueprint.get("/model-versions/<path:name>/<version>")
+def version_owner(name: str, version: str):
+    number = version_number(version)
+    row = read(lambda session: reader.version(session, name, number))
     return _answer("model_version", f"{name}/{version}", row)

@@ -7,6 +7,7 @@ plain MLflow filled before Hokusai arrived, or one re-indexed with
 from __future__ import annotations
 
 import logging
+import re
 
 import sqlalchemy as sa
 from mlflow.entities.model_registry.model_version_stages import STAGE_DELETED_INTERNAL
@@ -43,18 +44,30 @@ def prepare(engine) -> None:
         # write would make the index look built.
         with Session(engine) as session:
             needed = _needs_rebuild(session)
-        triggers.install(engine)
-        if needed:
+        # A new trigger set may define the index differently: what the older set
+        # wrote is rebuilt, so that the index reads as the new set would keep it.
+        if triggers.install(engine) or needed:
             with Session(engine) as session:
                 rebuild(session)
                 session.commit()
 
 
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+
+
 def _tolerant(entities, keys) -> dict:
-    """Hokusai tags that parse; MLflow may hold values written before the checks."""
+    """Hokusai tags read as the triggers read them: values that parse (MLflow may
+    hold values written before the checks). An address is read without its EIP-55
+    checksum, as SQL must (triggers.py): a writer that bypassed the store got it
+    indexed, so must a rebuild."""
     parsed = {}
     for tag in entities:
-        if tag.key in keys:
+        if tag.key not in keys:
+            continue
+        if tag.key == tags.CONTRIBUTOR and isinstance(tag.value, str) \
+                and _ADDRESS.fullmatch(tag.value):
+            parsed[tag.key] = tag.value.lower()
+        else:
             try:
                 parsed[tag.key] = tags.parse(tag.key, tag.value)
             except MlflowException as error:
@@ -69,26 +82,48 @@ class _Tokens:
         self.rows: dict[str, dict] = {}
         self._by_model: dict[str, str] = {}
 
-    def bind(self, version, token_id: str, value) -> bool:
+    def bind(self, version, token_id: str) -> bool:
         key, name = token_id.lower(), version.name
         if key not in self.rows and name not in self._by_model:
             self.rows[key] = {"token_key": key, "token_id": token_id, "model_name": name,
-                              "baseline_value": value, "baseline_version": version.version,
                               "bound_at": version.creation_time}
             self._by_model[name] = key
         return self._by_model.get(name) == key
 
 
-def _version_row(version, parsed: dict, earlier: list[int], bound: bool) -> dict:
-    parent = parsed.get(tags.PARENT_VERSION)
-    explicit = parent in earlier
-    if parent is not None and not explicit:
-        _logger.warning("Indexed %s:%s without its parent %s: no earlier live version",
-                        version.name, version.version, parent)
+class _Parents:
+    """One model's parents, as the triggers keep them: a version's
+    ``hokusai_parent_version`` (an earlier version of the model), else the
+    previous live version; a deleted parent stands for its own parent. MLflow
+    keeps a deleted version's row and tags, so its parent is known here too.
+    Versions are given in order, deleted ones included."""
+
+    def __init__(self):
+        self.live: list[int] = []
+        self._of: dict[int, int | None] = {}  # every version seen: its parent
+
+    def add(self, version, parsed: dict, deleted: bool) -> tuple[int | None, bool]:
+        number, tagged = version.version, parsed.get(tags.PARENT_VERSION)
+        explicit = tagged in self._of and tagged < number
+        if tagged is not None and not explicit and not deleted:
+            _logger.warning("Indexed %s:%s without its parent %s: no earlier version",
+                            version.name, number, tagged)
+        if explicit:
+            parent = tagged if tagged in self.live else self._of[tagged]
+        else:
+            parent = self.live[-1] if self.live else None
+        self._of[number] = parent
+        if not deleted:
+            self.live.append(number)
+        return parent, explicit
+
+
+def _version_row(version, parsed: dict, parent: int | None, explicit: bool,
+                 bound: bool) -> dict:
     row = {"model_name": version.name, "version": version.version, "owner": version.user_id,
            "owner_key_id": None, "created_at": version.creation_time, "run_id": version.run_id,
-           "parent_version": parent if explicit else (earlier[-1] if earlier else None),
-           "parent_explicit": explicit, "token_id": None, "token_key": None,
+           "parent_version": parent, "parent_explicit": explicit,
+           "token_id": None, "token_key": None,
            "contributed_at": version.creation_time if tags.CONTRIBUTOR in parsed else None,
            **{column: parsed.get(key) for key, column in _COLUMNS.items()}}
     if bound:
@@ -98,6 +133,11 @@ def _version_row(version, parsed: dict, earlier: list[int], bound: bool) -> dict
 
 def rebuild(session) -> int:
     """Index every registered model and live version anew; returns the version count."""
+    if session.get_bind().dialect.name == "postgresql":
+        # Writers wait until this commits: a trigger's update landing on a row
+        # the rebuild has just replaced would be lost. (SQLite has one writer.)
+        session.execute(sa.text("LOCK TABLE registered_models, registered_model_tags, "
+                                "model_versions, model_version_tags IN SHARE MODE"))
     for table in (V, T, M):
         session.execute(table.delete())
     models = session.query(SqlRegisteredModel).options(
@@ -106,21 +146,22 @@ def rebuild(session) -> int:
                    "benchmark_direction": _tolerant(model.registered_model_tags, tags.MODEL_TAGS)
                    .get(tags.BENCHMARK_DIRECTION)} for model in models]
     versions = (session.query(SqlModelVersion)
-                .filter(SqlModelVersion.current_stage != STAGE_DELETED_INTERNAL)
                 .options(selectinload(SqlModelVersion.model_version_tags))
                 .order_by(SqlModelVersion.name, SqlModelVersion.version))
-    tokens, rows, earlier = _Tokens(), [], {}
+    tokens, rows, parents = _Tokens(), [], {}
     for version in versions:
         parsed = _tolerant(version.model_version_tags, tags.VERSION_TAGS)
+        deleted = version.current_stage == STAGE_DELETED_INTERNAL
+        parent, explicit = parents.setdefault(version.name, _Parents()).add(
+            version, parsed, deleted)
+        if deleted:
+            continue
         token_id = parsed.get(tags.TOKEN_ID)
-        bound = bool(token_id) and tokens.bind(version, token_id,
-                                               parsed.get(tags.BENCHMARK_VALUE))
+        bound = bool(token_id) and tokens.bind(version, token_id)
         if token_id and not bound:
             _logger.warning("Indexed %s:%s without its token %s: another model holds one of "
                             "them", version.name, version.version, token_id)
-        live = earlier.setdefault(version.name, [])
-        rows.append(_version_row(version, parsed, live, bound))
-        live.append(version.version)
+        rows.append(_version_row(version, parsed, parent, explicit, bound))
     for table, table_rows in ((M, model_rows), (V, rows), (T, list(tokens.rows.values()))):
         if table_rows:
             session.execute(table.insert(), table_rows)

@@ -1,8 +1,10 @@
 """A contribution's numbers, derived when read from the indexed facts.
 
 The baseline of version v is the benchmark value of the latest earlier version
-of the same model that has one, else the token's registered baseline (the value
-of the version that bound it). Higher is better unless the version (else the
+of the same model that has one, else the token's baseline: the value of the
+earliest live version carrying the token that has a value (``token_baseline``).
+Both are read from what MLflow's rows hold now, never from when a tag was set,
+so the live index and its rebuild (backfill.py) give the same answers. Higher is better unless the version (else the
 model) is tagged ``benchmark_direction=lower``; improvement = value - baseline,
 sign flipped for lower-is-better. Deriving these on read costs one indexed
 lookup per version and can never go stale when an earlier version changes.
@@ -24,6 +26,16 @@ def improvement(value: float | None, baseline: float | None, direction: str | No
     return baseline - value if direction == "lower" else value - baseline
 
 
+def token_baseline(session, name: str, token_key: str):
+    """The version a model's token is measured from: its earliest live version
+    carrying the token with a benchmark value, else the earliest carrying it.
+    (Two walks of the model's versions in order, each stopping at its first hit.)"""
+    query = sa.select(V).where(V.c.model_name == name, V.c.token_key == token_key) \
+        .order_by(V.c.version).limit(1)
+    return first(session, query.where(V.c.benchmark_value.is_not(None))) \
+        or first(session, query)
+
+
 class Scorer:
     """Scores rows of ``hokusai_model_versions`` during one read, remembering
     each model's direction and token baseline."""
@@ -34,11 +46,13 @@ class Scorer:
 
     def _model(self, name: str) -> tuple[str | None, float | None]:
         if name not in self._models:
-            row = first(self.session, sa.select(M.c.benchmark_direction, T.c.baseline_value)
+            row = first(self.session, sa.select(M.c.benchmark_direction, T.c.token_key)
                         .select_from(M.outerjoin(T, T.c.model_name == M.c.name))
                         .where(M.c.name == name))
-            self._models[name] = (row["benchmark_direction"], row["baseline_value"]) if row \
-                else (None, None)
+            baseline = token_baseline(self.session, name, row["token_key"]) \
+                if row and row["token_key"] else None
+            self._models[name] = (row["benchmark_direction"] if row else None,
+                                  baseline["benchmark_value"] if baseline else None)
         return self._models[name]
 
     def _earlier_value(self, name: str, version: int) -> float | None:

@@ -56,7 +56,13 @@ class Postgres:
         return f"IF ({condition}) THEN RAISE EXCEPTION '{PREFIX}{code}'; END IF"
 
     @staticmethod
+    def lock(table: str, condition: str) -> list[str]:
+        return [f"PERFORM 1 FROM {table} WHERE {condition} FOR UPDATE"]
+
+    @staticmethod
     def only_if(condition: str, statements: list[str]) -> list[str]:
+        if not statements:
+            return []
         return [f"IF ({condition}) THEN\n" + ";\n".join(statements) + ";\nEND IF"]
 
     @staticmethod
@@ -159,6 +165,10 @@ class Sqlite:
     @staticmethod
     def refuse(code: str, condition: str) -> str:
         return f"SELECT RAISE(ABORT, '{PREFIX}{code}') WHERE {condition}"
+
+    @staticmethod
+    def lock(table: str, condition: str) -> list[str]:
+        return []  # one writer at a time already: SQLite locks the database
 
     @staticmethod
     def only_if(condition: str, statements: list[str]) -> list[str]:

@@ -13,12 +13,31 @@ from mlflow_hokusai.db.schema import model_versions as V
 from mlflow_hokusai.db.schema import owners as O
 from mlflow_hokusai.db.schema import registered_models as M
 from mlflow_hokusai.db.schema import tokens as T
-from mlflow_hokusai.plugins.store.contributions import Scorer
+from mlflow_hokusai.plugins.store.contributions import Scorer, token_baseline
 from mlflow_hokusai.plugins.store.sql import first
 
 
-def token(session, token_id: str):
-    return first(session, sa.select(T).where(T.c.token_key == token_id.lower()))
+def token(session, token_id: str) -> dict | None:
+    """A bound token: its model, and its baseline version's number, value,
+    metric and spelling of the token (contributions.token_baseline)."""
+    bound = first(session, sa.select(T).where(T.c.token_key == token_id.lower()))
+    baseline = token_baseline(session, bound["model_name"], bound["token_key"]) \
+        if bound else None
+    if baseline is None:
+        return None
+    return {"token_key": bound["token_key"], "model_name": bound["model_name"],
+            "token_id": baseline["token_id"], "baseline_version": baseline["version"],
+            "baseline_value": baseline["benchmark_value"],
+            "metric_name": baseline["benchmark_metric"]}
+
+
+def tokens(session, *, limit: int) -> list:
+    """The first ``limit`` tokens in the order of their key (the primary key's index)."""
+    return session.execute(sa.select(T).order_by(T.c.token_key).limit(limit)).mappings().all()
+
+
+def token_of_model(session, name: str):
+    return first(session, sa.select(T).where(T.c.model_name == name))
 
 
 def model(session, name: str):

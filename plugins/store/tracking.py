@@ -17,6 +17,8 @@ from mlflow.utils.mlflow_tags import MLFLOW_USER
 
 from mlflow_hokusai.pipeline import current_principal
 from mlflow_hokusai.plugins.auth import visibility
+from mlflow_hokusai.plugins.artifacts import confinement
+from mlflow_hokusai.plugins.artifacts.locations import InvalidLocation
 from mlflow_hokusai.plugins.store import backfill, owners, transactions
 from mlflow_hokusai.plugins.store.owners import Owner
 
@@ -82,6 +84,12 @@ class HokusaiTrackingMixin:
         return run
 
     def create_experiment(self, name, artifact_location=None, tags=None):
+        if artifact_location:
+            try:
+                confinement.check(artifact_location)
+            except InvalidLocation as error:
+                raise MlflowException.invalid_parameter_value(
+                    f"Invalid artifact_location: {error}") from None
         with _record_created(SqlExperiment, "experiment", "experiment_id", Owner.current()):
             return super().create_experiment(name, artifact_location, tags)
 
@@ -98,9 +106,38 @@ class HokusaiTrackingMixin:
             return super().create_run(experiment_id, user_id, start_time, tags, run_name)
 
 
+def _keep_principal_tag(store, run_id, tags) -> None:
+    """Inside the server a run's ``mlflow.user`` is who created it (create_run):
+    setting it to anything else afterwards would forge that. Re-sending the same
+    value is harmless and allowed."""
+    changed = [tag for tag in tags or [] if tag.key == MLFLOW_USER]
+    if not changed or current_principal() is None:
+        return
+    current = store.get_run(run_id).data.tags.get(MLFLOW_USER)
+    if any(tag.value != current for tag in changed):
+        raise MlflowException.invalid_parameter_value(
+            f"The {MLFLOW_USER} tag is the principal that created the run and cannot be "
+            "changed or deleted")
+
+
+class _PrincipalTagMixin:
+    def set_tag(self, run_id, tag):
+        _keep_principal_tag(self, run_id, [tag])
+        return super().set_tag(run_id, tag)
+
+    def _set_tags(self, run_id, tags):  # set-tags and log-batch
+        _keep_principal_tag(self, run_id, tags)
+        return super()._set_tags(run_id, tags)
+
+    def delete_tag(self, run_id, key):
+        if key == MLFLOW_USER:
+            _keep_principal_tag(self, run_id, [RunTag(MLFLOW_USER, None)])
+        return super().delete_tag(run_id, key)
+
+
 @functools.cache
 def tracking_store_class(workspaces: bool | None = None) -> type:
     """Hokusai's rules on the same base class MLflow itself would pick."""
     workspaces = MLFLOW_ENABLE_WORKSPACES.get() if workspaces is None else workspaces
     base = WorkspaceAwareSqlAlchemyStore if workspaces else SqlAlchemyStore
-    return type("HokusaiTrackingStore", (HokusaiTrackingMixin, base), {})
+    return type("HokusaiTrackingStore", (HokusaiTrackingMixin, _PrincipalTagMixin, base), {})

@@ -30,7 +30,7 @@ from mlflow_hokusai.plugins.store.dialects import DIALECTS
 
 _logger = logging.getLogger(__name__)
 
-VERSION = 4  # bump when a trigger changes: install() then replaces the older set
+VERSION = 5  # bump when a trigger changes: install() then replaces the older set
 PREFIX = f"hokusai_v{VERSION}_"
 V, T, M = "hokusai_model_versions", "hokusai_tokens", "hokusai_registered_models"
 
@@ -110,10 +110,7 @@ def _metric(d, row, value):
 
 
 def _value(d, row, value):
-    # A token's baseline is its binding version's value: the first one it has.
-    return [f"UPDATE {V} SET benchmark_value = {value} WHERE {_version(row)}",
-            f"UPDATE {T} SET baseline_value = {value} WHERE model_name = {row}.name "
-            f"AND baseline_version = {row}.version AND baseline_value IS NULL"]
+    return [f"UPDATE {V} SET benchmark_value = {value} WHERE {_version(row)}"]
 
 
 def _version_direction(d, row, value):
@@ -121,9 +118,10 @@ def _version_direction(d, row, value):
 
 
 def _contributor(d, row, value):
+    # Credited at the version's creation: a time MLflow's rows keep, so that a
+    # rebuild reads the same (no tag records when it was set).
     return [f"UPDATE {V} SET contributor = {value}, contributed_at = CASE "
-            f"WHEN {value} IS NULL THEN NULL WHEN contributor = {value} THEN contributed_at "
-            f"ELSE {d.now_ms} END WHERE {_version(row)}"]
+            f"WHEN {value} IS NULL THEN NULL ELSE created_at END WHERE {_version(row)}"]
 
 
 def _parent_check(d, row, parent):
@@ -147,6 +145,16 @@ def _bound_here(row: str, token: str) -> str:
             f"AND t.model_name = {row}.name)")
 
 
+def _lock_model(d, name: str) -> list[str]:
+    """Serialize the token writes of one model until commit (a row lock on its
+    index row, where the dialect has them; SQLite serializes every writer).
+    Without it, on PostgreSQL, one version dropping the model's token while
+    another version sets it could each miss the other's uncommitted change and
+    release a token a version still holds. Taken before the statements that
+    read the model's other versions, which then see what the holder committed."""
+    return d.lock(M, f"name = {name}")
+
+
 def _token_binding(d, row, token):
     """Bind the version's token (``token``: a valid one, or NULL) to its model, or
     refuse. Nothing here changes anything when the token is already bound to this
@@ -160,9 +168,11 @@ def _token_binding(d, row, token):
                  f"WHERE o.model_name = {row}.name AND o.token_key = t.token_key "
                  f"AND o.version <> {row}.version))"),
         _release_tokens(f"{row}.name"),
+        # The baseline is not stored: it is read from the model's versions
+        # (reader.token), so it follows them and a rebuild finds the same.
         d.insert_ignoring_conflicts(
-            T, "token_key, token_id, model_name, baseline_value, baseline_version, bound_at",
-            f"SELECT {key}, {token}, {row}.name, benchmark_value, {row}.version, {d.now_ms} "
+            T, "token_key, token_id, model_name, bound_at",
+            f"SELECT {key}, {token}, {row}.name, {d.now_ms} "
             f"FROM {V} WHERE {_version(row)} AND {token} IS NOT NULL"),
         # Bound here now, or it is another model's (perhaps bound a moment ago by a
         # concurrent writer, whose row the insert above then left alone).
@@ -174,6 +184,7 @@ def _token_binding(d, row, token):
 def _token(d, row, token):
     return [f"UPDATE {V} SET token_id = {token}, token_key = lower({token}) "
             f"WHERE {_version(row)}",
+            *_lock_model(d, f"{row}.name"),
             *d.only_if(f"NOT {_bound_here(row, token)}", _token_binding(d, row, token))]
 
 
@@ -249,6 +260,7 @@ def _version_created(d):
         f"WHERE EXISTS (SELECT 1 FROM model_versions WHERE workspace = NEW.workspace "
         f"AND name = NEW.name AND version = NEW.version "
         f"AND current_stage <> '{STAGE_DELETED_INTERNAL}')",
+        *d.only_if(f"{indexed_token} IS NOT NULL", _lock_model(d, "NEW.name")),
         # Each check costs a query: one condition tells whether any is needed.
         *d.only_if(f"{parent_tag} IS NOT NULL OR ({indexed_token} IS NOT NULL "
                    f"AND NOT {_bound_here('NEW', indexed_token)})", [
@@ -264,13 +276,19 @@ def _version_created(d):
 
 
 def _version_deleted(d):
-    # MLflow keeps a deleted version's row, marked with a stage of its own.
+    # MLflow keeps a deleted version's row (and its tags), marked with a stage of
+    # its own. A child named the deleted version as its parent: it now descends
+    # from that version's parent; a child without the tag follows the previous
+    # live version, as it would if created now (backfill.py reads the same).
     return [
-        # Children of the deleted version now descend from its parent.
+        *_lock_model(d, "NEW.name"),
         f"UPDATE {V} SET parent_version = (SELECT gone.parent_version FROM {V} gone "
         f"WHERE gone.model_name = NEW.name AND gone.version = NEW.version) "
-        f"WHERE model_name = NEW.name AND parent_version = NEW.version",
+        f"WHERE model_name = NEW.name AND parent_version = NEW.version AND parent_explicit",
         f"DELETE FROM {V} WHERE {_version('NEW')}",
+        f"UPDATE {V} SET parent_version = (SELECT max(p.version) FROM {V} p "
+        f"WHERE p.model_name = {V}.model_name AND p.version < {V}.version) "
+        f"WHERE model_name = NEW.name AND parent_version = NEW.version",
         _release_tokens("NEW.name"),
     ]
 

@@ -11,6 +11,7 @@ import pydantic
 from mlflow_hokusai.plugins.store import tags
 from mlflow_hokusai.plugins.store.ethereum import InvalidAddress, normalize_address
 from mlflow_hokusai.rest import BodyModel, QueryModel
+from mlflow_hokusai.values import VersionNumber
 
 TOKEN_PATTERN = r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?$"
 TokenId = Annotated[str, pydantic.Field(pattern=TOKEN_PATTERN, min_length=1, max_length=64,
@@ -153,7 +154,7 @@ class ModelPath(QueryModel):
 
 class VersionPath(QueryModel):
     model_name: Annotated[str, pydantic.StringConstraints(min_length=1, max_length=256)]
-    version: Annotated[int, pydantic.Field(ge=1)]
+    version: VersionNumber
 
 
 class TokenPath(QueryModel):

@@ -19,6 +19,7 @@ from mlflow_hokusai.plugins.store import reader, tags
 from mlflow_hokusai.plugins.store.access import read
 from mlflow_hokusai.plugins.store.ethereum import InvalidAddress, normalize_address
 from mlflow_hokusai.plugins.tokens import schemas
+from mlflow_hokusai.values import MAX_VERSION
 
 _ALREADY_EXISTS = ErrorCode.Name(RESOURCE_ALREADY_EXISTS)
 
@@ -28,7 +29,10 @@ def _after(page: schemas.Page) -> int | None:
     if page.page_token is None:
         return None
     try:
-        return int(base64.urlsafe_b64decode(page.page_token.encode()).decode())
+        after = int(base64.urlsafe_b64decode(page.page_token.encode()).decode())
+        if not 0 <= after <= MAX_VERSION:
+            raise ValueError(after)
+        return after
     except ValueError:
         raise ValidationFailed([{"loc": ["query", "page_token"], "msg": "Invalid page token",
                                  "type": "value_error"}]) from None
@@ -94,17 +98,15 @@ def by_token(token_id: str, page: schemas.Page) -> dict:
         name = token["model_name"]
         rows = reader.versions(session, name, after=after, limit=page.max_results + 1)
         shown = rows[:page.max_results]
-        binding = reader.version(session, name, token["baseline_version"]) \
-            if token["baseline_version"] else None
-        return token, rows, shown, binding, reader.mlflow_states(
+        return token, rows, shown, reader.mlflow_states(
             session, name, [row["version"] for row in shown])
 
     found = read(query)
     if found is None or visibility.hidden("registered_model", found[0]["model_name"]):
         raise NotFound(f"Token not found: {token_id}")  # a model one may not read: the same
-    token, rows, shown, binding, states = found
+    token, rows, shown, states = found
     return {"token_id": token["token_id"], "model_name": token["model_name"],
-            "metric_name": binding["benchmark_metric"] if binding else None,
+            "metric_name": token["metric_name"],
             "baseline_value": token["baseline_value"],
             "versions": [{"version": row["version"], "run_id": row["run_id"],
                           "benchmark_value": row["benchmark_value"],

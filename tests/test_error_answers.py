@@ -1,0 +1,252 @@
+"""Bad input gets a 4xx JSON answer that says what is wrong, never a 500, and
+no answer carries an SQL statement, a database host or a server path (issue 14,
+item 12): Hokusai's own routes, and MLflow's routes behind the gate."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+import requests
+
+from tests.conftest import SERVER_KINDS
+
+HUGE = str(2 ** 64)
+LEAKS = ("SELECT", "INSERT", "UPDATE ", "[SQL", "psycopg", "sqlite3", "sqlalchemy", "127.0.0.1",
+         "5432", "Traceback", "/tmp/", "site-packages")
+
+
+def refused(response, status=None):
+    """A 4xx JSON answer (of ``status``, when given) that leaks nothing."""
+    assert 400 <= response.status_code < 500, (response.status_code, response.text[:500])
+    if status is not None:
+        assert response.status_code == status, response.text[:500]
+    assert response.headers["Content-Type"].startswith("application/json"), response.text[:300]
+    body = json.loads(response.text)  # strict: Infinity or NaN would not be JSON
+    for leak in LEAKS:
+        assert leak not in response.text, (leak, response.text[:500])
+    return body
+
+
+class Client:
+    def __init__(self, server, scopes):
+        self.server = server
+        self.headers = {"X-API-Key": server.create_key(scopes)}
+
+    def __call__(self, method, path, **kwargs):
+        headers = {**self.headers, **kwargs.pop("headers", {})}
+        return requests.request(method, self.server.url + path, headers=headers, timeout=60,
+                                **kwargs)
+
+
+@pytest.fixture(scope="module", params=SERVER_KINDS)
+def setup(request):
+    """A server, an admin client, and a model with one version (a run's model)."""
+    server = request.getfixturevalue(request.param)
+    admin = Client(server, "admin")
+    name = f"err-{uuid.uuid4().hex[:8]}"
+    experiment = admin("POST", "/api/2.0/mlflow/experiments/create",
+                       json={"name": name}).json()["experiment_id"]
+    run_id = admin("POST", "/api/2.0/mlflow/runs/create",
+                   json={"experiment_id": experiment}).json()["run"]["info"]["run_id"]
+    assert admin("POST", "/api/2.0/mlflow/registered-models/create",
+                 json={"name": name}).status_code == 200
+    created = admin("POST", "/api/2.0/mlflow/model-versions/create",
+                    json={"name": name, "source": f"runs:/{run_id}/model", "run_id": run_id})
+    assert created.status_code == 200, created.text
+    return {"server": server, "admin": admin, "name": name, "run_id": run_id,
+            "postgres": request.param != "uvicorn_sqlite"}
+
+
+@pytest.mark.parametrize("prefix", ["", "/api"])
+@pytest.mark.parametrize("path", [
+    "/models/{name}/{huge}", "/models/{name}/{huge}/lineage", "/models/{name}/{huge}/metrics",
+    "/models/{name}/{huge}/predictions", "/models/{name}/{huge}/download",
+    "/models/{name}/-1", "/models/{name}/{big32}/lineage"])
+def test_version_numbers_out_of_range(setup, prefix, path):
+    admin = setup["admin"]
+    url = prefix + path.format(name=setup["name"], huge=HUGE, big32=2 ** 31)
+    assert refused(admin("GET", url), 422)["detail"][0]["loc"] == ["path", "version"]
+
+
+def test_version_numbers_out_of_range_in_bodies(setup):
+    admin, name = setup["admin"], setup["name"]
+    for method, path, body in (
+            ("POST", f"/models/{name}/{HUGE}/predictions", {"predictions": [{}]}),
+            ("POST", f"/models/{name}/{HUGE}/transition", {"stage": "Staging"}),
+            ("POST", "/models/evaluate", {"model_name": name, "model_version": int(HUGE),
+                                          "dataset_path": "x.csv", "target": "y"}),
+            ("POST", "/models/batch", {"operations": [
+                {"action": "delete", "model": f"{name}:{HUGE}"}]})):
+        refused(admin(method, path, json=body), 422)
+
+
+def test_owner_of_a_huge_version(setup):
+    refused(setup["admin"]("GET", f"/api/owners/model-versions/x/{HUGE}"))
+
+
+def test_page_token_that_is_not_base64(setup):
+    body = refused(setup["admin"]("GET", "/models/?page_token=%C3%A9"))
+    assert "page_token" in json.dumps(body)
+    refused(setup["admin"]("GET", "/models/?page_token=!!!"))
+
+
+def test_transition_to_none_archiving_the_others(setup):
+    admin, name = setup["admin"], setup["name"]
+    body = refused(admin("POST", f"/models/{name}/1/transition",
+                         json={"stage": "None", "archive_existing": True}), 422)
+    assert "archive_existing applies only" in body["detail"][0]["msg"]
+
+
+def test_key_name_with_a_lone_surrogate(setup):
+    answer = setup["admin"]("POST", "/api/keys", data='{"name": "\\ud800"}',
+                            headers={"Content-Type": "application/json"})
+    assert "must not contain" in refused(answer, 400)["detail"]
+
+
+def test_audit_times_out_of_range(setup):
+    for query in (f"since={HUGE}", f"until={'9' * 400}", "since=99999-01-01"):
+        refused(setup["admin"]("GET", f"/api/audit?{query}"), 400)
+
+
+@pytest.mark.parametrize("path", [
+    "/api/owners/runs/a%00b", "/api/owners/experiments/a%00b",
+    "/api/owners/registered-models/a%00b", "/api/owners/model-versions/a%00b/1",
+    "/api/audit?principal=a%00b", "/models/by-token/a%00b", "/models/a%00b/1",
+    "/models/a%00b/lineage", "/api/2.0/mlflow/registered-models/get?name=a%00b",
+    "/api/2.0/mlflow/experiments/get-by-name?experiment_name=a%00b"])
+def test_nul_characters_in_urls(setup, path):
+    assert "NUL" in refused(setup["admin"]("GET", path), 400)["detail"]
+
+
+def test_latency_too_large_to_average(setup):
+    admin, name = setup["admin"], setup["name"]
+    refused(admin("POST", f"/models/{name}/1/predictions",
+                  json={"predictions": [{"latency_ms": 1.7e308}, {"latency_ms": 1.7e308}]}), 422)
+    metrics = admin("GET", f"/models/{name}/1/metrics")
+    assert metrics.status_code == 200
+    json.loads(metrics.text)
+
+
+def test_download_of_a_source_the_server_does_not_read(setup):
+    """A version made with MLflow's own API whose source is on a scheme the
+    server has no business reading."""
+    admin, name = setup["admin"], setup["name"]
+    created = admin("POST", "/api/2.0/mlflow/model-versions/create", json={
+        "name": name, "source": "dbfs:/databricks/model"})
+    assert created.status_code == 200, created.text
+    version = created.json()["model_version"]["version"]
+    assert "does not read model files from dbfs:" in refused(
+        admin("GET", f"/models/{name}/{version}/download"), 400)["detail"]
+
+
+def test_download_of_a_run_without_the_model(setup):
+    """Version 1 came from MLflow's API with a runs:/ source whose run never
+    logged a model: resolved through the server's own stores, it has no files."""
+    admin, name = setup["admin"], setup["name"]
+    assert "No files" in refused(admin("GET", f"/models/{name}/1/download"), 404)["detail"]
+
+
+MLFLOW_JSON_ROUTES = [
+    ("POST", "/api/2.0/mlflow/experiments/create"),
+    ("POST", "/api/2.0/mlflow/runs/create"),
+    ("POST", "/api/2.0/mlflow/runs/search"),
+    ("POST", "/api/2.0/mlflow/runs/log-batch"),
+    ("POST", "/api/2.0/mlflow/registered-models/create"),
+    ("PATCH", "/api/2.0/mlflow/registered-models/update"),
+    ("DELETE", "/api/2.0/mlflow/registered-models/delete"),
+    ("POST", "/api/2.0/mlflow/model-versions/search"),
+    ("GET", "/api/2.0/mlflow/experiments/search"),
+    ("POST", "/ajax-api/2.0/mlflow/experiments/search"),
+    ("POST", "/api/3.0/mlflow/traces/search"),
+    ("POST", "/graphql"),
+]
+
+
+@pytest.mark.parametrize("method, path", MLFLOW_JSON_ROUTES)
+@pytest.mark.parametrize("body", ["[]", "1", '"x"', '"[1]"', "true"])
+def test_mlflow_routes_refuse_bodies_that_are_no_object(setup, method, path, body):
+    answer = setup["admin"](method, path, data=body, headers={"Content-Type": "application/json"})
+    assert "JSON object" in refused(answer, 400)["message"]
+
+
+def test_no_mlflow_route_fails_on_a_body_that_is_no_object(uvicorn_sqlite):
+    """Every route of MLflow's Flask app (this MLflow's, so a route a future
+    MLflow adds is covered too), sent a JSON array: none answers 5xx or HTML."""
+    from mlflow.server import app as mlflow_app
+
+    admin = Client(uvicorn_sqlite, "admin")
+    checked = []
+    for rule in mlflow_app.url_map.iter_rules():
+        if "<" in rule.rule or rule.rule == "/" or "mlflow-artifacts" in rule.rule:
+            continue
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            answer = admin(method, rule.rule, data="[1]",
+                           headers={"Content-Type": "application/json"})
+            checked.append((method, rule.rule))
+            assert answer.status_code < 500, (method, rule.rule, answer.text[:300])
+            assert answer.headers["Content-Type"].startswith("application/json"), \
+                (method, rule.rule, answer.text[:300])
+    assert len(checked) > 200
+
+
+def test_mlflow_routes_still_take_objects_and_double_encoded_ones(setup):
+    admin = setup["admin"]
+    name = f"dbl-{uuid.uuid4().hex[:8]}"
+    assert admin("POST", "/api/2.0/mlflow/experiments/create",
+                 data=json.dumps(json.dumps({"name": name})),
+                 headers={"Content-Type": "application/json"}).status_code == 200
+    assert admin("GET", "/api/2.0/mlflow/experiments/search?max_results=1").status_code == 200
+    answer = admin("POST", "/graphql", json={"query": "{ mlflowSearchRuns(input: {}) { runs "
+                                                      "{ info { runId } } } }"})
+    assert answer.status_code == 200, answer.text
+
+
+@pytest.mark.parametrize("method, data", [("POST", ""), ("GET", ""), ("POST", "{}"),
+                                          ("POST", '{"query": 1}')])
+def test_graphql_without_a_query(setup, method, data):
+    answer = setup["admin"](method, "/graphql", data=data,
+                            headers={"Content-Type": "application/json"})
+    assert "query" in refused(answer, 400)["message"]
+
+
+def _database_error_message() -> str:
+    """An MlflowException's message as MLflow's stores make one from a real
+    database error (``str`` of SQLAlchemy's exception)."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine("sqlite://")
+    try:
+        with engine.connect() as connection:
+            connection.execute(sa.text("SELECT nothing FROM nowhere WHERE x = :x"), {"x": 1})
+    except sa.exc.SQLAlchemyError as error:
+        return f"(raw exception) {error}"
+    raise AssertionError("the statement should have failed")
+
+
+def test_mlflow_messages_carry_no_sql():
+    """Hokusai's routes pass MLflow's message on (FromMlflow), MLflow's routes
+    answer their own (scrubbed after the request): neither carries the SQL."""
+    import flask
+    from mlflow.exceptions import MlflowException
+
+    from mlflow_hokusai.errors import DATABASE_ERROR_MESSAGE, FromMlflow
+    from mlflow_hokusai.rest import mlflow_json
+
+    message = _database_error_message()
+    assert "[SQL: SELECT nothing" in message
+    assert FromMlflow(MlflowException(message)).detail == DATABASE_ERROR_MESSAGE
+    assert FromMlflow(MlflowException("Run 'x' not found")).detail == "Run 'x' not found"
+
+    app = flask.Flask(__name__)
+    mlflow_json.init_app(app)
+
+    @app.post("/api/2.0/mlflow/runs/search")
+    def failing():
+        return flask.Response(MlflowException(message).serialize_as_json(), status=500,
+                              mimetype="application/json")
+
+    answer = app.test_client().post("/api/2.0/mlflow/runs/search", json={})
+    assert answer.status_code == 500 and answer.json["message"] == DATABASE_ERROR_MESSAGE
+    assert "SELECT" not in answer.get_data(as_text=True)
