@@ -98,9 +98,13 @@ def test_prefix_is_stripped_once_and_only_at_a_segment(each_server_kind):
 
 def test_artifact_proxy_under_a_prefix(each_server_kind):
     server = each_server_kind
-    target = f"/api/2.0/mlflow-artifacts/artifacts/prefix-{uuid.uuid4().hex[:8]}/a.txt"
     reader = {"X-API-Key": server.create_key("read")}
     writer = {"X-API-Key": server.create_key("read,write")}
+    # Under the writer's own experiment: artifacts are judged by their experiment.
+    experiment = requests.post(server.url + "/api/mlflow/api/2.0/mlflow/experiments/create",
+                               json={"name": f"prefix-{uuid.uuid4().hex[:8]}"}, headers=writer,
+                               timeout=30).json()["experiment_id"]
+    target = f"/api/2.0/mlflow-artifacts/artifacts/{experiment}/prefix/a.txt"
     url = server.url + "/api/mlflow" + target
     assert requests.put(url, data=b"hello", headers=reader, timeout=30).status_code == 403
     assert requests.put(url, data=b"hello", headers=writer, timeout=30).status_code == 200

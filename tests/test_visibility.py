@@ -34,7 +34,7 @@ def _pages(caller: Caller, path: str, query: dict, items: str, size: int) -> lis
     pages, token = [], None
     while True:
         body = {**query, "max_results": size, **({"page_token": token} if token else {})}
-        if path.endswith(("runs/search", "experiments/search")):
+        if path.endswith(("runs/search", "experiments/search", "logged-models/search")):
             answer = caller.ok("POST", path, json=body)
         else:
             answer = caller.ok("GET", path, params=body)
@@ -55,6 +55,8 @@ def test_searches_show_only_what_one_may_read_with_full_pages(private_server):
             experiment = caller.ok("POST", f"{API}/experiments/create",
                                    json={"name": name})["experiment_id"]
             run = caller.ok("POST", f"{API}/runs/create", json={"experiment_id": experiment})
+            caller.ok("POST", f"{API}/logged-models",
+                      json={"experiment_id": experiment, "name": "lm"})
             caller.ok("POST", f"{API}/registered-models/create", json={"name": name})
             caller.ok("POST", f"{API}/model-versions/create",
                       json={"name": name, "source": run["run"]["info"]["artifact_uri"],
@@ -96,6 +98,12 @@ def test_searches_show_only_what_one_may_read_with_full_pages(private_server):
                   json={"stage": "Production"})
     production = {m["name"] for m in bob.ok("GET", "/api/models/production")["models"]}
     assert mine["bob"][0][0] in production and mine["alice"][0][0] not in production
+
+    logged = _pages(bob, f"{API}/logged-models/search", {"experiment_ids": every},
+                    "models", 2)
+    assert [len(page) for page in logged] == [2, 2, 1]
+    assert {m["info"]["experiment_id"] for page in logged for m in page} == \
+        {experiment for _, experiment in mine["bob"]}
 
     # Alice's experiment does not exist for bob (a 404, as MLflow answers a missing one).
     hidden = mine["alice"][0][1]

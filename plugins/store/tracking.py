@@ -57,6 +57,15 @@ class HokusaiTrackingMixin:
         with visibility.searching():
             return super().search_runs(*args, **kwargs)
 
+    def search_traces(self, *args, **kwargs):
+        with visibility.searching():  # through _filter_experiment_ids below
+            return super().search_traces(*args, **kwargs)
+
+    def search_logged_models(self, experiment_ids, *args, **kwargs):
+        with visibility.searching(), self.ManagedSessionMaker() as session:
+            experiment_ids = visibility.visible_experiment_ids(session, experiment_ids)
+        return super().search_logged_models(experiment_ids, *args, **kwargs)
+
     def _experiment_where_clauses(self):
         clause = visibility.experiment_clause(SqlExperiment.experiment_id)
         return [*super()._experiment_where_clauses(), *([] if clause is None else [clause])]
