@@ -1,14 +1,14 @@
 """The MLflow workspaces (tenants) a key is bound to: a comma-separated list,
 "*" for all, NULL for none given (issue 13).
 
-Revision ID: 0008_key_workspaces
-Revises: 0007_grants
+Revision ID: 0009_key_workspaces
+Revises: 0008_grants
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008_key_workspaces"
-down_revision = "0007_grants"
+revision = "0009_key_workspaces"
+down_revision = "0008_grants"
 branch_labels = None
 depends_on = None
 

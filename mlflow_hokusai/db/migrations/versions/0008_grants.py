@@ -1,14 +1,14 @@
 """Per-resource permission grants (issue 13): a principal's permission on one
 experiment or registered model, per workspace ("" when workspaces are off).
 
-Revision ID: 0007_grants
-Revises: 0006_trigger_indexes
+Revision ID: 0008_grants
+Revises: 0007_audit_record_id
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007_grants"
-down_revision = "0006_trigger_indexes"
+revision = "0008_grants"
+down_revision = "0007_audit_record_id"
 branch_labels = None
 depends_on = None
 
