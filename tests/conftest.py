@@ -201,9 +201,12 @@ def artifact_store(request):
     return request.getfixturevalue(request.param)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium():
-    """One headless Debian chromium for every browser test (tests/browser.py)."""
+    """One headless Debian chromium per browser test module (tests/browser.py).
+    Not per session: Playwright's sync API keeps an event loop running in the
+    main thread while it is open, and later tests that start their own loop
+    (anyio.run) would find it there."""
     from tests.browser import chromium as launch
 
     with launch() as browser:

@@ -27,8 +27,9 @@ class Caller:
     def __init__(self, server, key: str):
         self.url, self.key = server.url, key
 
-    def __call__(self, method: str, path: str, **kwargs) -> requests.Response:
-        return requests.request(method, self.url + path, headers={"X-API-Key": self.key},
+    def __call__(self, method: str, path: str, headers=None, **kwargs) -> requests.Response:
+        return requests.request(method, self.url + path,
+                                headers={**(headers or {}), "X-API-Key": self.key},
                                 timeout=60, **kwargs)
 
     def ok(self, method: str, path: str, **kwargs) -> dict:
@@ -218,6 +219,55 @@ def test_camel_case_and_query_ids_cannot_dodge_the_check(team):
     assert _refused(response)
     # Without an id there is nothing to judge: refused, never let through.
     assert other("POST", f"{API}/runs/set-tag", json={"key": "x"}).status_code == 400
+
+
+def test_two_ids_or_another_spelling_cannot_dodge_the_check(team):
+    """Found by an insider review: the check and MLflow's view must judge and
+    serve the same resource."""
+    server, owner, other, admin, tag = team
+    world = _world(owner, tag)
+    mine = other.ok("POST", f"{API}/experiments/create", json={"name": f"mine-{tag}"})
+    my_run = other.ok("POST", f"{API}/runs/create",
+                      json={"experiment_id": mine["experiment_id"]})["run"]["info"]["run_id"]
+    # upload-artifact reads run_uuid; naming one's own run as run_id beside it
+    # once overwrote the other principal's file.
+    response = other("POST", "/ajax-api/2.0/mlflow/upload-artifact",
+                     params={"run_id": my_run, "run_uuid": world["run"], "path": "x.txt"},
+                     data=b"overwritten", headers={"Content-Type": "application/octet-stream"})
+    assert response.status_code == 400 and "more than one run" in response.text
+    # GET handlers read only snake_case query names; a camelCase alias beside them
+    # once decided the check.
+    response = other("GET", f"{API}/metrics/get-history",
+                     params={"runId": my_run, "run_uuid": world["run"], "metric_key": "m"})
+    assert response.status_code == 400
+    # MLflow reads experiment ids as integers: "01" is experiment 1.
+    _grant(owner, f"bob-{tag}", "experiment", world["experiment"], "NO_PERMISSIONS")
+    time.sleep(1.0)  # every worker reads grants again within a second
+    for spelling in (world["experiment"], "0" + world["experiment"], " " + world["experiment"]):
+        response = other("GET", f"{API}/experiments/get", params={"experiment_id": spelling})
+        assert response.status_code == 404, (spelling, response.text)
+
+
+def test_a_model_not_created_yet_grants_nothing_once_it_exists(team):
+    """A check of a name nobody holds yet (MANAGE: the creator will own it) must
+    not be remembered past the model's creation."""
+    server, owner, other, admin, tag = team
+    name = f"later-{tag}"
+    body = {"username": f"bob-{tag}", "resource_type": "registered_model",
+            "resource_id": name, "permission": "MANAGE"}
+    assert other("POST", "/api/3.0/mlflow/users/permissions/grant", json=body).status_code == 404
+    tag_it = {"json": {"name": name, "key": "k", "value": "v"}}
+    with requests.Session() as session:  # keep-alive: answers come fast, from each worker
+        session.headers["X-API-Key"] = other.key
+        for _ in range(6):  # asked while nobody holds the name: MLflow says it does not exist
+            response = session.post(f"{server.url}{API}/registered-models/set-tag", **tag_it)
+            assert response.status_code == 404
+        owner.ok("POST", f"{API}/registered-models/create", json={"name": name})
+        for _ in range(6):  # right after (well within a cache's lifetime): refused
+            response = session.post(f"{server.url}{API}/registered-models/set-tag", **tag_it)
+            assert _refused(response), response.text
+    for _ in range(6):
+        assert _refused(other("POST", "/api/3.0/mlflow/users/permissions/grant", json=body))
 
 
 def test_grants_need_an_existing_resource_and_valid_fields(team):

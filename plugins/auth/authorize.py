@@ -40,12 +40,20 @@ def _camel(name: str) -> str:
 
 
 def locate(access, values: dict) -> str | None:
-    for field in _FIELDS.get(access.kind, (access.locator,)):
-        # Protobuf's JSON parser takes camelCase aliases too: look where it does.
-        for name in (field, _camel(field)):
-            value = values.get(name)
-            if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value):
-                return str(value)
+    """The resource id a request names. Every place a view might read it from is
+    looked at (snake_case and the camelCase aliases protobuf's JSON parser takes,
+    ``run_id`` and ``run_uuid``), and they must agree: MLflow's views differ in
+    which one wins (``upload-artifact`` reads ``run_uuid``, GET handlers read
+    only snake_case query names), so a request naming two would be judged on
+    one resource and served on another."""
+    found = {str(value) for field in _FIELDS.get(access.kind, (access.locator,))
+             for name in (field, _camel(field))
+             for value in [values.get(name)]
+             if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value)}
+    if len(found) > 1:
+        raise BadRequest(f"The request names more than one {access.kind}; name it once")
+    if found:
+        return found.pop()
     if access.kind in _OPTIONAL:
         return ""
     return None

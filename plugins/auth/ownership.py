@@ -57,6 +57,15 @@ def artifact_experiment(path: str) -> str | None:
     return match.group(1) if match else None
 
 
+def experiment_id(ident: str) -> str:
+    """An experiment id as MLflow's stores read it (they convert with ``int``), so
+    that "01", " 1" and "+1" are judged as the experiment "1" they will serve."""
+    try:
+        return str(int(ident))
+    except ValueError:
+        return ident
+
+
 class Ownership:
     def __init__(self, ttl_seconds: float):
         self._parents = TtlCache(None)
@@ -66,12 +75,12 @@ class Ownership:
         """(resource type, id) of the experiment or model that decides; None when
         the resource does not exist (MLflow then answers for it)."""
         if kind == "experiment":
-            return EXPERIMENT, ident
+            return EXPERIMENT, experiment_id(ident)
         if kind == "registered_model":
             return MODEL, ident
         if kind == "artifact":
             experiment = artifact_experiment(ident)
-            return (EXPERIMENT, experiment) if experiment else ("artifact_root", "")
+            return (EXPERIMENT, experiment_id(experiment)) if experiment else ("artifact_root", "")
         found, parent = self._parents.get((kind, ident))
         if not found:
             try:
@@ -100,6 +109,10 @@ class Ownership:
                        registry=resource_type == MODEL)
         except Unsupported:
             row = None
-        owner = row[0] if row else (MISSING if resource_type == MODEL else None)
+        if not row and resource_type == MODEL:
+            # Never cached: the model may be created a moment later, and a cached
+            # MISSING (MANAGE for everyone) would outlive its creation.
+            return MISSING
+        owner = row[0] if row else None
         self._owners.put((resource_type, resource_id), owner)
         return owner
