@@ -45,7 +45,7 @@ def start_servers(make_db, root: Path, workers: int, servers: dict) -> None:
     for label, env in (("hokusai", {}),
                        ("hokusai audit off", {"HOKUSAI_AUDIT_ENABLED": "false"})):
         hokusai_db = make_db()
-        # Rate limits stay on (in memory, as by default), far above the load.
+        # Rate limits stay on (the shared file, as by default), far above the load.
         created = subprocess.run([str(BIN / "hokusai"), "keys", "create", "--name", "bench",
                                   "--rate-limit", "10000000/minute", "--json",
                                   "--database-uri", hokusai_db],

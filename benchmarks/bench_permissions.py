@@ -27,7 +27,7 @@ from tests.servers import BIN, MlflowServer
 
 
 def _key(database_uri: str, owner: str) -> dict:
-    # Rate limits stay on (in memory, as by default), far above the load.
+    # Rate limits stay on (the shared file, as by default), far above the load.
     created = subprocess.run([str(BIN / "hokusai"), "keys", "create", "--name", owner,
                               "--owner", owner, "--rate-limit", "10000000/minute", "--json",
                               "--database-uri", database_uri],
