@@ -248,6 +248,22 @@ def test_two_ids_or_another_spelling_cannot_dodge_the_check(team):
         assert response.status_code == 404, (spelling, response.text)
 
 
+def test_owner_records_of_a_hidden_resource_are_hidden(team):
+    server, owner, other, admin, tag = team
+    world = _world(owner, tag)
+    bob = f"bob-{tag}"
+    _grant(owner, bob, "experiment", world["experiment"], "NO_PERMISSIONS")
+    _grant(owner, bob, "registered_model", world["model"], "NO_PERMISSIONS")
+    paths = [f"/api/owners/experiments/{world['experiment']}", f"/api/owners/runs/{world['run']}",
+             f"/api/owners/registered-models/{world['model']}",
+             f"/api/owners/model-versions/{world['model']}/1"]
+    for path in paths:
+        assert owner("GET", path).status_code == 200, path
+    time.sleep(1.0)  # every worker reads grants again within a second
+    for path in paths:
+        assert other("GET", path).status_code == 404, path
+
+
 def test_a_model_not_created_yet_grants_nothing_once_it_exists(team):
     """A check of a name nobody holds yet (MANAGE: the creator will own it) must
     not be remembered past the model's creation."""

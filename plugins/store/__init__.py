@@ -54,7 +54,10 @@ def init_app(flask_app, hokusai) -> None:
     from mlflow.tracking._model_registry import utils as registry_utils
     from mlflow.tracking._tracking_service import utils as tracking_utils
 
+    from mlflow_hokusai.plugins.auth import resources
+    from mlflow_hokusai.plugins.auth.resources import READ
     from mlflow_hokusai.plugins.store import api
+    from mlflow_hokusai.routes import Access
 
     for scheme in PLAIN_SCHEMES:
         for registry in (handlers._tracking_store_registry,
@@ -64,3 +67,5 @@ def init_app(flask_app, hokusai) -> None:
                          registry_utils._get_store_registry()):
             registry.register(scheme, registry_store)
     flask_app.register_blueprint(api.blueprint)
+    for template, kind, locator in api.RESOURCES:
+        resources.declare("GET", template, Access(kind, READ, locator))

@@ -1,5 +1,6 @@
 """``/api/owners/...``: who created an experiment, run, registered model or model
-version (``read`` scope, by the permission table's default for GET)."""
+version (``read`` scope, by the permission table's default for GET, and READ on
+the resource: a hidden one's owner is as hidden as the resource)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,11 @@ from mlflow_hokusai.plugins.store.access import read
 from mlflow_hokusai.values import version_number
 
 blueprint = flask.Blueprint("hokusai_owners", __name__, url_prefix="/api/owners")
+# (template below /api, resource kind, path parameter naming it), for the route table.
+RESOURCES = (("/owners/experiments/<experiment_id>", "experiment", "experiment_id"),
+             ("/owners/runs/<run_id>", "run", "run_id"),
+             ("/owners/registered-models/<path:name>", "registered_model", "name"),
+             ("/owners/model-versions/<path:name>/<version>", "registered_model", "name"))
 
 
 def _answer(resource_type: str, resource_id: str, row) -> dict:
