@@ -5,6 +5,7 @@ artifact upload is exempt."""
 
 import json
 import socket
+import uuid
 
 import psutil
 import requests
@@ -70,7 +71,11 @@ def test_chunked_body_is_counted_as_it_streams(each_server_kind):
 
 def test_streamed_artifact_upload_is_exempt(uvicorn_sqlite):
     key = uvicorn_sqlite.create_key("read,write")
-    url = uvicorn_sqlite.url + "/api/2.0/mlflow-artifacts/artifacts/bodies/big.bin"
+    # Under an experiment of the key's own: a path under none is only READ for non-admins.
+    experiment = requests.post(uvicorn_sqlite.url + "/api/2.0/mlflow/experiments/create",
+                               json={"name": f"bodies-{uuid.uuid4().hex[:8]}"},
+                               headers={"X-API-Key": key}, timeout=30).json()["experiment_id"]
+    url = f"{uvicorn_sqlite.url}/api/2.0/mlflow-artifacts/artifacts/{experiment}/big.bin"
     data = b"z" * (LIMIT + 2**20)
     assert requests.put(url, data=data, headers={"X-API-Key": key}, timeout=120).status_code == 200
     got = requests.get(url, headers={"X-API-Key": key}, timeout=120)

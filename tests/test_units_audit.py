@@ -55,13 +55,14 @@ def test_a_batch_of_records_with_different_resources_is_stored(tmp_path):
 
 def _asgi_adapter(app, events):
     from mlflow_hokusai.asgi import AsgiAdapter
+    from mlflow_hokusai.bodies import BodyLimit
     from mlflow_hokusai.pipeline import Pipeline
 
     pipeline = Pipeline()
     pipeline.on_shutdown(lambda: events.append("hooks ran"))
     pipeline.before_answer(lambda context, status: (lambda: events.append(f"work {status}"))
                            if context.request.method == "POST" else None)
-    return AsgiAdapter(app, pipeline)
+    return AsgiAdapter(app, pipeline, BodyLimit(16.0))
 
 
 def test_uvicorn_lifespan_shutdown_runs_the_shutdown_hooks_before_it_completes():

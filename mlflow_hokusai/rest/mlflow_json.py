@@ -86,5 +86,7 @@ def scrub_error(response: flask.Response) -> flask.Response:
 
 
 def init_app(flask_app: flask.Flask) -> None:
-    flask_app.before_request(check_body)
+    # First of all the hooks: a body's shape is judged before anyone reads an id
+    # from it (the permission check would otherwise answer "missing id").
+    flask_app.before_request_funcs.setdefault(None, []).insert(0, check_body)
     flask_app.after_request(scrub_error)
