@@ -14,7 +14,9 @@ what is left, within ``close``'s timeout; what it cannot ship stays spooled.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
+import signal
 import threading
 import time
 import uuid
@@ -24,6 +26,26 @@ from mlflow_hokusai.plugins.audit.writer import AuditWriter, Unavailable, droppe
 
 _logger = logging.getLogger(__name__)
 _RETRIES = (0.2, 0.5, 1.0, 2.0, 5.0)
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT)
+
+
+@contextlib.contextmanager
+def _stop_signals_deferred():
+    """While the last records ship (at most ``close``'s timeout), a second stop
+    signal must not cut the flush short: gunicorn's master sends its workers
+    SIGQUIT while they already exit on the SIGINT a process manager sent the
+    whole group, and the handler's SystemExit would abort this ``atexit`` hook.
+    Only the main thread may change handlers (uvicorn's shutdown hook runs in
+    another, where no handler raises)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in _STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 class AuditRecorder:
@@ -57,12 +79,13 @@ class AuditRecorder:
 
     def close(self, timeout: float = 5.0) -> None:
         """Ship what is spooled and stop; idempotent."""
-        if self._thread.is_alive():
-            self._stopping.set()
-            self._wake.set()
-            self._thread.join(timeout)
-        if not self._thread.is_alive():
-            self._spool.close()
+        with _stop_signals_deferred():
+            if self._thread.is_alive():
+                self._stopping.set()
+                self._wake.set()
+                self._thread.join(timeout)
+            if not self._thread.is_alive():
+                self._spool.close()
 
     def _run(self) -> None:
         next_scan = 0.0
