@@ -11,10 +11,12 @@ import sys
 
 import click
 
+from mlflow_hokusai import key_refs
+from mlflow_hokusai.cli_contributors import contributors, ledger_group
+from mlflow_hokusai.cli_errors import Group, check_sqlite_path, database_engine
 from mlflow_hokusai.cli_permissions import permissions
 from mlflow_hokusai.db import migrate
-from mlflow_hokusai.db.engine import PLUGIN_PREFIX, get_engine, resolve_database_uri
-from mlflow_hokusai.errors import HokusaiError
+from mlflow_hokusai.db.engine import PLUGIN_PREFIX, resolve_database_uri
 from mlflow_hokusai.plugins.auth import scopes
 from mlflow_hokusai.plugins.auth.keystore import KeyStore
 from mlflow_hokusai.settings import TIERS, get_settings
@@ -25,10 +27,19 @@ database_option = click.option(
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
 
-def _keystore(database_uri: str | None) -> KeyStore:
-    settings = get_settings()
-    engine = get_engine(resolve_database_uri(database_uri), settings.db_timeout_seconds)
+def engine_for(database_uri: str | None, *, must_exist: bool = True):
+    """``must_exist`` for commands that only read or change what is there: they
+    refuse a SQLite path with no database rather than make an empty one."""
+    url = resolve_database_uri(database_uri)
+    check_sqlite_path(url, must_exist=must_exist)
+    engine = database_engine(url)
     migrate.upgrade(engine)
+    return engine
+
+
+def open_keystore(database_uri: str | None, *, must_exist: bool = True) -> KeyStore:
+    settings = get_settings()
+    engine = engine_for(database_uri, must_exist=must_exist)
     return KeyStore(engine, environment=settings.key_environment,
                     default_tier=settings.default_tier)
 
@@ -43,23 +54,17 @@ def _print_new_key(key, plaintext: str, as_json: bool) -> None:
     click.echo(plaintext)
 
 
-class _Group(click.Group):
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except HokusaiError as error:
-            raise click.ClickException(str(error.detail)) from None
-
-
-@click.group(cls=_Group)
+@click.group(cls=Group)
 def main():
     """Manage a Hokusai MLflow server's API keys, permissions and database."""
 
 
 main.add_command(permissions)
+main.add_command(contributors)
+main.add_command(ledger_group(database_option))
 
 
-@main.group(cls=_Group)
+@main.group(cls=Group)
 def db():
     """Database schema."""
 
@@ -69,12 +74,13 @@ def db():
 def db_upgrade(database_uri):
     """Create or upgrade Hokusai's tables; with a hokusai+ URI, MLflow's too."""
     url = resolve_database_uri(database_uri)
+    check_sqlite_path(url, must_exist=False)
     if (database_uri or get_settings().database_uri or "").startswith(PLUGIN_PREFIX):
         from mlflow_hokusai.db.mlflow_schema import upgrade_mlflow_schema
 
         upgrade_mlflow_schema(url)
         click.echo("MLflow schema upgraded")
-    engine = get_engine(url, get_settings().db_timeout_seconds)
+    engine = database_engine(url)
     changed = migrate.upgrade(engine)
     click.echo(f"Hokusai schema {'upgraded to' if changed else 'already at'} "
                f"{migrate.head_revision()}")
@@ -94,8 +100,7 @@ def _holds_mlflow_registry(engine) -> bool:
 @database_option
 def db_reindex(database_uri):
     """Rebuild the registry index from MLflow's tables (after plain MLflow wrote to them)."""
-    engine = get_engine(resolve_database_uri(database_uri), get_settings().db_timeout_seconds)
-    migrate.upgrade(engine)
+    engine = engine_for(database_uri, must_exist=True)
     if not _holds_mlflow_registry(engine):
         raise click.ClickException("No MLflow model registry tables in this database")
     from sqlalchemy.orm import Session
@@ -112,7 +117,7 @@ def db_reindex(database_uri):
     click.echo(f"Registry index rebuilt: {count} model versions")
 
 
-@main.group(cls=_Group)
+@main.group(cls=Group)
 def keys():
     """API keys."""
 
@@ -135,7 +140,7 @@ def keys():
 def keys_create(name, owner, scope_list, tier, rate_limit, expires_in, workspaces, database_uri,
                 as_json):
     """Create a key and print it once."""
-    key, plaintext = _keystore(database_uri).create(
+    key, plaintext = open_keystore(database_uri, must_exist=False).create(
         name, owner=owner, scopes=scope_list, tier=tier, rate_limit=rate_limit,
         expires_in_days=expires_in, workspaces=workspaces)
     _print_new_key(key, plaintext, as_json)
@@ -146,11 +151,11 @@ def keys_create(name, owner, scope_list, tier, rate_limit, expires_in, workspace
 @json_option
 def keys_bootstrap(database_uri, as_json):
     """Create a first admin key if no key exists yet."""
-    store = _keystore(database_uri)
+    store = open_keystore(database_uri, must_exist=False)
     if store.count():
         click.echo("API keys already exist; none created.", err=True)
         return
-    key, plaintext = store.create("admin", scopes=scopes.ALL)
+    key, plaintext = store.create("admin", scopes=scopes.BOOTSTRAP)
     _print_new_key(key, plaintext, as_json)
 
 
@@ -159,7 +164,7 @@ def keys_bootstrap(database_uri, as_json):
 @json_option
 def keys_list(database_uri, as_json):
     """List keys (never their secret)."""
-    rows = [key.to_dict() for key in _keystore(database_uri).list()]
+    rows = [key.to_dict() for key in open_keystore(database_uri).list()]
     if as_json:
         click.echo(json.dumps(rows))
         return
@@ -169,43 +174,62 @@ def keys_list(database_uri, as_json):
                                for c in columns) for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(columns))]
     for row in table:
-        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=False))
+        click.echo("  ".join(cells).rstrip())
+
+
+key_argument = click.argument("key", metavar="KEY")
 
 
 @keys.command("revoke")
-@click.argument("key_id")
+@key_argument
 @database_option
-def keys_revoke(key_id, database_uri):
-    """Revoke a key; every worker refuses it within a second."""
-    key = _keystore(database_uri).revoke(key_id)
-    click.echo(f"Revoked API key {key.id} ({key.prefix})")
+def keys_revoke(key, database_uri):
+    """Revoke a key (its id, the prefix `keys list` shows, or the key itself);
+    every worker refuses it within a second."""
+    store = open_keystore(database_uri)
+    revoked = store.revoke(key_refs.resolve(store, key))
+    click.echo(f"Revoked API key {revoked.id} ({revoked.prefix})")
 
 
 @keys.command("rotate")
-@click.argument("key_id")
+@key_argument
 @click.option("--grace-period", type=float, default=0, show_default=True, metavar="HOURS",
-              help="How long the old key keeps working.")
+              help="How long the old key keeps working (0: revoked at once).")
 @database_option
 @json_option
-def keys_rotate(key_id, grace_period, database_uri, as_json):
-    """Replace a key with a new one."""
-    key, plaintext = _keystore(database_uri).rotate(key_id, grace_period_hours=grace_period)
-    _print_new_key(key, plaintext, as_json)
+def keys_rotate(key, grace_period, database_uri, as_json):
+    """Replace a key (its id, the prefix `keys list` shows, or the key itself)
+    with a new one of the same name, owner, scopes and limits."""
+    store = open_keystore(database_uri)
+    new, plaintext = store.rotate(key_refs.resolve(store, key), grace_period_hours=grace_period)
+    _print_new_key(new, plaintext, as_json)
+    assert new.rotated_from is not None  # a rotated key names its predecessor
+    click.echo(key_refs.old_key_fate(store.get(new.rotated_from)), err=as_json)
 
 
-@main.group(cls=_Group)
+@main.group(cls=Group)
 def artifacts():
     """Content-addressed artifact stores (hokusai+file://, hokusai+s3://)."""
 
 
+def _hokusai_uri(ctx, param, value: str) -> str:
+    if not value.startswith(PLUGIN_PREFIX):
+        # One line, as every other mistake (a BadParameter prints the usage too).
+        raise click.ClickException("--artifact-uri must be a Hokusai store (hokusai+file:///dir "
+                                   f"or hokusai+s3://bucket/prefix), not {value.split(':', 1)[0]}:")
+    return value
+
+
 artifact_uri_option = click.option(
-    "--artifact-uri", required=True, metavar="URI",
+    "--artifact-uri", required=True, metavar="URI", callback=_hokusai_uri,
     help="hokusai+file:///dir or hokusai+s3://bucket/prefix (a URI below a store root "
          "means that root).")
 
 
 @contextlib.contextmanager
 def _artifact_errors():
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
     from mlflow.exceptions import MlflowException
 
     try:
@@ -214,6 +238,12 @@ def _artifact_errors():
         raise click.ClickException(error.message) from None
     except ValueError as error:
         raise click.ClickException(str(error)) from None
+    except NoCredentialsError:
+        raise click.ClickException(
+            "No S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+            "(or AWS_PROFILE)") from None
+    except (BotoCoreError, ClientError) as error:
+        raise click.ClickException(f"S3 refused: {error}") from None
 
 
 @artifacts.command("gc")

@@ -47,7 +47,7 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except HokusaiClientError as error:
-            raise click.ClickException(f"HTTP {error.status}: {error.detail}") from None
+            raise click.ClickException(str(error)) from None
 
 
 @click.group(cls=_Group)

@@ -1,8 +1,11 @@
 """Exceptions that carry their HTTP answer, and the one place that renders them.
 
 Every Hokusai error has a status, an MLflow-compatible ``error_code`` (so MLflow
-clients raise a clean ``RestException``) and a human ``detail``. The ASGI and
-WSGI gates and the Flask blueprints all answer through ``render``.
+clients raise a clean ``RestException``), a human ``detail`` and the Hokusai API
+reference's ``code``. One JSON object carries every form a client may read:
+``{"detail", "error": {"code", "message"}, "error_code", "message",
+"request_id"}``. The ASGI and WSGI gates, the Flask blueprints and the app's
+handlers of unknown paths and unexpected failures all answer through ``render``.
 """
 
 from __future__ import annotations
@@ -10,26 +13,46 @@ from __future__ import annotations
 import json
 import logging
 import re
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 _logger = logging.getLogger(__name__)
+
+
+# The API reference's codes (``error.code``), by status; MLflow's stay in ``error_code``.
+REFERENCE_CODES = {400: "INVALID_PARAMETER", 401: "UNAUTHORIZED", 303: "UNAUTHORIZED",
+                   403: "PERMISSION_DENIED", 404: "RESOURCE_NOT_FOUND", 405: "INVALID_PARAMETER",
+                   409: "RESOURCE_ALREADY_EXISTS", 413: "INVALID_PARAMETER",
+                   415: "INVALID_PARAMETER", 422: "INVALID_PARAMETER",
+                   429: "RATE_LIMIT_EXCEEDED", 501: "NOT_IMPLEMENTED",
+                   503: "SERVICE_UNAVAILABLE"}
+
+
+def reference_code(status: int) -> str:
+    return REFERENCE_CODES.get(status, "INVALID_PARAMETER" if 400 <= status < 500
+                               else "INTERNAL_ERROR")
 
 
 class HokusaiError(Exception):
     status = 500
     error_code = "INTERNAL_ERROR"
-    default_detail = "Internal error"
+    default_detail = "Internal server error"
 
     def __init__(self, detail: Any = None, *, headers: dict[str, str] | None = None, **extra):
-        self.detail = self.default_detail if detail is None else detail
+        # A message, or what a subclass answers with (ValidationFailed: a list of issues).
+        self.detail: Any = self.default_detail if detail is None else detail
         self.headers = dict(headers or {})
         self.extra = extra
         super().__init__(self.detail if isinstance(self.detail, str) else json.dumps(self.detail))
 
-    def body(self) -> dict[str, Any]:
+    def body(self, request_id: str | None = None) -> dict[str, Any]:
         message = self.detail if isinstance(self.detail, str) else self.default_detail
-        return {"detail": self.detail, "error_code": self.error_code, "message": message,
-                **self.extra}
+        body = {"detail": self.detail,
+                "error": {"code": reference_code(self.status), "message": message},
+                "error_code": self.error_code, "message": message, **self.extra}
+        if request_id:
+            body["request_id"] = request_id
+        return body
 
 
 class ConfigurationError(HokusaiError):
@@ -132,6 +155,34 @@ class NotFound(HokusaiError):
     default_detail = "Not found"
 
 
+class FromHttp(HokusaiError):
+    """What Werkzeug raises outside any view (an unknown path, a method the
+    route does not allow): answered as JSON like every other error."""
+
+    def __init__(self, exc):
+        super().__init__(exc.description or exc.name,
+                         headers={"Allow": ", ".join(exc.valid_methods)}
+                         if getattr(exc, "valid_methods", None) else None)
+        self.status = exc.code or 500
+        self.error_code = {404: "ENDPOINT_NOT_FOUND", 405: "INVALID_PARAMETER_VALUE"}.get(
+            self.status, "BAD_REQUEST" if self.status < 500 else "INTERNAL_ERROR")
+
+
+class FromMlflowText(HokusaiError):
+    """An error MLflow answered as plain text or HTML (a disabled route's 503, a
+    werkzeug 400), answered as JSON with its status and MLflow's error code."""
+
+    MLFLOW_CODES: ClassVar[dict[int, str]] = {
+        400: "INVALID_PARAMETER_VALUE", 403: "PERMISSION_DENIED", 404: "ENDPOINT_NOT_FOUND",
+        501: "NOT_IMPLEMENTED", 503: "TEMPORARILY_UNAVAILABLE"}
+
+    def __init__(self, status: int, message: str):
+        super().__init__(without_sql(message))
+        self.status = status
+        self.error_code = self.MLFLOW_CODES.get(
+            status, "BAD_REQUEST" if status < 500 else "INTERNAL_ERROR")
+
+
 class ResourcePermissionDenied(HokusaiError):
     """403: the principal may read the resource but lacks the level a route needs."""
 
@@ -146,8 +197,32 @@ class ResourcePermissionDenied(HokusaiError):
         self.reason = "resource"
 
 
+class SourceRefused(HokusaiError):
+    """403: a model version's source lies where the principal may not read (or
+    where no experiment can be told, which only ``admin`` keys may name)."""
+
+    status = 403
+    error_code = "PERMISSION_DENIED"
+
+    def __init__(self, creating: bool, attributable: bool):
+        act = "register a model version from" if creating else "read the files of a model " \
+            "version from"
+        where = "a source in an experiment this credential's principal may not READ" \
+            if attributable else "a source outside this server's artifact stores (only " \
+            "admin keys may)"
+        super().__init__(f"Permission denied: cannot {act} {where}",
+                         required_permission="READ")
+        self.reason = "resource"
+
+
 _HIDDEN = {"experiment": "No Experiment with id={} exists", "run": "Run with id={} not found",
-           "registered_model": "Registered Model with name={} not found"}
+           "registered_model": "Registered Model with name={} not found",
+           "trace": "Trace with ID '{}' not found.",
+           "dataset": "Evaluation dataset with id '{}' not found",
+           "label_schema": "Label schema with id '{}' not found.",
+           "review_queue": "Review queue with id '{}' not found.",
+           "issue": "Issue with id '{}' not found.",
+           "scorer": "Scorer with id '{}' not found.", "job": "Job with ID {} not found"}
 
 
 class ResourceHidden(NotFound):
@@ -216,7 +291,7 @@ class RateLimited(HokusaiError):
     error_code = "REQUEST_LIMIT_EXCEEDED"
     default_detail = "Rate limit exceeded"
 
-    def __init__(self, retry_after: int, headers: list[tuple[str, str]] = (),
+    def __init__(self, retry_after: int, headers: Sequence[tuple[str, str]] = (),
                  detail: str | None = None):
         super().__init__(detail, headers={"Retry-After": str(retry_after), **dict(headers)},
                          retry_after=retry_after)
@@ -231,12 +306,33 @@ class ServiceUnavailable(HokusaiError):
         super().__init__(detail, headers={"Retry-After": str(retry_after)})
 
 
-def render(error: HokusaiError, *, detail_only: bool = False
+class BadGateway(HokusaiError):
+    """A model worker failed the call (it crashed, or the model raised)."""
+
+    status = 502
+    error_code = "BAD_GATEWAY"
+    default_detail = "The model worker failed"
+
+
+class GatewayTimeout(HokusaiError):
+    status = 504
+    error_code = "DEADLINE_EXCEEDED"
+    default_detail = "The model did not answer in time"
+
+
+def render(error: HokusaiError, request_id: str | None = None
            ) -> tuple[int, list[tuple[str, str]], bytes]:
-    """Status, headers and JSON body for an error; shared by every entry point.
-    ``detail_only`` is the REST routes' FastAPI-style body, ``{"detail": ...}``;
-    the gate keeps MLflow's fields so that MLflow clients print a clean message."""
-    body = json.dumps({"detail": error.detail} if detail_only else error.body()).encode()
+    """Status, headers and JSON body for an error; shared by every entry point."""
+    body = json.dumps(error.body(request_id)).encode()
     headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
     headers += list(error.headers.items())
     return error.status, headers, body
+
+
+class EvaluationRefused(HokusaiError):
+    """The model's code could not be evaluated in the sandbox: it failed, was
+    stopped at a limit, or answered something that is not predictions."""
+
+    status = 422
+    error_code = "EVALUATION_FAILED"
+    default_detail = "The model could not be evaluated"

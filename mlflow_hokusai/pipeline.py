@@ -13,16 +13,22 @@ pipeline in a thread from that step: the steps before it are not run again.
 from __future__ import annotations
 
 import bisect
+import collections
 import contextvars
 import dataclasses
 import re
 import time
 import uuid
-from typing import Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, unquote_plus, urlencode
 
 from mlflow_hokusai import signals
 from mlflow_hokusai.errors import BadRequest, HokusaiError
+
+if TYPE_CHECKING:  # both import this module
+    from mlflow_hokusai.plugins.auth.gate import Principal
+    from mlflow_hokusai.routes import Route
 
 
 class LookupNeeded(Exception):
@@ -58,17 +64,21 @@ class RequestInfo:
     headers: dict[str, str]  # lower-case names
     query_string: str
     client: str | None
+    # Header names given more than once (``headers`` keeps one value of each).
+    repeated_headers: frozenset = frozenset()
 
     @classmethod
-    def from_asgi(cls, scope) -> "RequestInfo":
+    def from_asgi(cls, scope) -> RequestInfo:
+        counts = collections.Counter(k.decode("latin-1").lower() for k, _ in scope["headers"])
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         client = scope.get("client")
         return cls(scope.get("method", "GET").upper(),
                    route_path(scope["path"], scope.get("root_path", "")), headers,
-                   scope.get("query_string", b"").decode("latin-1"), client[0] if client else None)
+                   scope.get("query_string", b"").decode("latin-1"), client[0] if client else None,
+                   frozenset(name for name, count in counts.items() if count > 1))
 
     @classmethod
-    def from_wsgi(cls, environ) -> "RequestInfo":
+    def from_wsgi(cls, environ) -> RequestInfo:
         headers = {k[5:].replace("_", "-").lower(): v for k, v in environ.items()
                    if k.startswith("HTTP_")}
         for name in ("CONTENT_TYPE", "CONTENT_LENGTH"):
@@ -84,20 +94,22 @@ class RequestInfo:
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
-def _request_id(headers: dict[str, str]) -> str:
-    """The caller's ``X-Request-ID`` when it is a sane token (a proxy's id ties
-    its logs to ours), else a new one."""
+def _client_request_id(headers: dict[str, str]) -> str | None:
+    """The caller's ``X-Request-ID`` when it is a sane token: kept beside ours
+    (a proxy's id ties its logs to our records), never used as ours, so that a
+    client can neither forge nor collide with the id of another request."""
     given = headers.get("x-request-id", "")
-    return given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+    return given if _REQUEST_ID.fullmatch(given) else None
 
 
 @dataclasses.dataclass
 class RequestContext:
     request: RequestInfo
-    request_id: str = ""
+    request_id: str = dataclasses.field(default_factory=lambda: uuid.uuid4().hex)
+    client_request_id: str | None = None
     public: bool = False
-    principal: object | None = None  # plugins.auth.gate.Principal
-    route: object | None = None  # mlflow_hokusai.routes.Route, set by the first step
+    principal: Principal | None = None
+    route: Route | None = None  # set by the first step
     route_params: dict = dataclasses.field(default_factory=dict)
     # Added to the response, whatever answers it (MLflow or a refusal).
     response_headers: list[tuple[str, str]] = dataclasses.field(default_factory=list)
@@ -109,7 +121,7 @@ class RequestContext:
     refusal: HokusaiError | None = None
 
     def __post_init__(self):
-        self.request_id = self.request_id or _request_id(self.request.headers)
+        self.client_request_id = _client_request_id(self.request.headers)
 
 
 def tag_request(context: RequestContext, allow_io: bool) -> None:
@@ -132,9 +144,24 @@ current_context: contextvars.ContextVar[RequestContext | None] = \
     contextvars.ContextVar("hokusai_request", default=None)
 
 
-def current_principal():
+def current_principal() -> Principal | None:
     context = current_context.get()
     return context.principal if context else None
+
+
+def request_context() -> RequestContext:
+    """The context of the request being served, where there is one by design
+    (a view, a step after the first)."""
+    context = current_context.get()
+    assert context is not None, "no request is being served"
+    return context
+
+
+def required_principal() -> Principal:
+    """Who made the request being served, on a route that requires a principal."""
+    principal = current_principal()
+    assert principal is not None, "the route requires an authenticated principal"
+    return principal
 
 
 class Answered:
@@ -144,8 +171,7 @@ class Answered:
     (``seconds`` is the time to the response's start), and returns the work the
     pipeline's answer hooks need done before the response goes out."""
 
-    def __init__(self, sender, context: RequestContext, pipeline: "Pipeline"):
-        self.sender = sender
+    def __init__(self, context: RequestContext, pipeline: Pipeline):
         self.context = context
         self.pipeline = pipeline
         self.started = time.perf_counter()
@@ -155,7 +181,7 @@ class Answered:
         if self.done:
             return []
         self.done = True
-        signals.request_finished.send(self.sender, context=self.context, status=status,
+        signals.request_finished.send(self.pipeline, context=self.context, status=status,
                                       seconds=time.perf_counter() - self.started)
         return self.pipeline.answering(self.context, status)
 

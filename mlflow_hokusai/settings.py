@@ -10,7 +10,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-from typing import Any, Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from mlflow_hokusai.errors import ConfigurationError
 
@@ -46,6 +47,13 @@ def _positive_int(raw: str) -> int:
     return value
 
 
+def _fraction(raw: str) -> float:
+    value = float(raw)
+    if not 0 <= value <= 1:
+        raise ValueError("must be between 0 and 1")
+    return value
+
+
 def _cache_ttl(raw: str) -> float:
     value = float(raw)
     # Revocation must reach every worker within one second; this TTL is how
@@ -53,6 +61,16 @@ def _cache_ttl(raw: str) -> float:
     if not 0 <= value <= 1:
         raise ValueError("must be between 0 and 1 second")
     return value
+
+
+def _public_url(raw: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(raw.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or \
+            parts.fragment:
+        raise ValueError("expected an http(s) URL such as https://registry.example.com")
+    return raw.strip().rstrip("/")
 
 
 def _limit(raw: str) -> str:
@@ -150,7 +168,8 @@ class Settings:
         "free=100/minute,standard=1000/minute,enterprise=10000/minute",
         "Limit of each tier, per key; a key's own `rate_limit` overrides it.")
     route_limits: str = setting(
-        "registration=20/minute,lineage=100/minute,contributor_impact=100/minute",
+        "registration=20/minute,lineage=100/minute,contributor_impact=100/minute,"
+        "evaluation=10/minute",
         "Per-key limits of route groups, on top of the key's limit.")
     public_rate_limit: str = setting(
         "600/minute", "Limit per client address of the public routes (health, version, "
@@ -193,13 +212,24 @@ class Settings:
         None, "Local directory `POST /models/evaluate` may read datasets from (paths under it "
         "only). Unset: datasets must be artifact URIs (`runs:/`, `mlflow-artifacts:/`).")
     evaluation_scope: str = setting(
-        "admin", "Scope `POST /models/evaluate` needs: it loads the model in the server, which "
-        "runs the model's code; `write` lets every model author do that.",
-        _choice("write", "admin"))
+        "write", "Scope `POST /models/evaluate` needs (besides `EDIT` on the model); the "
+        "model's code runs in the sandbox, never in the server.", _choice("write", "admin"))
     evaluation_max_dataset_mb: float = setting(
         100.0, "Largest dataset `POST /models/evaluate` reads, in MiB.", _positive_float)
+    sandbox_mode: str = setting(
+        "auto", "How model code is isolated when evaluated: `bwrap` (bubblewrap: no network, "
+        "a read-only view of the interpreter and the job only), `process` (a child process "
+        "with limits and an empty environment; no network when `unshare` works) or `auto` "
+        "(`bwrap` when it works here, else `process`).", _choice("auto", "bwrap", "process"))
+    sandbox_timeout_seconds: float = setting(
+        120.0, "Wall-clock limit of one sandboxed evaluation (loading the model and "
+        "predicting); past it the sandbox is killed and the request answered 422.",
+        _positive_float)
+    sandbox_memory_mb: int = setting(
+        4096, "Address-space limit (`RLIMIT_AS`, MiB) of a sandboxed evaluation.", _positive_int)
     openapi_public: bool = setting(
-        False, "Serve `/api/openapi.json` without credentials (else it needs `read`).", _bool)
+        True, "Serve the API documentation (`/api/openapi.json`, `/docs`) without credentials, "
+        "as the API reference says; `false` puts it behind the `read` scope.", _bool)
     sessions_enabled: bool = setting(
         True, "Let people log in to the browser UI at `/login` with an API key (a signed "
         "session cookie). On, the server refuses to start without a session secret.", _bool)
@@ -245,6 +275,91 @@ class Settings:
         _positive_int)
     artifacts_s3_max_concurrency: int = setting(
         8, "Parallel part transfers of one upload or copy.", _positive_int)
+    public_url: str | None = setting(
+        None, "The URL people reach this server at (`https://registry.example.com`): the "
+        "domain and URI every address-linking (SIWE) message names and is checked against. "
+        "Unset: linking addresses is off (a `Host` header can be forged, so it is not used).",
+        _public_url)
+    require_proven_contributors: bool = setting(
+        True, "A `hokusai_contributor` tag needs the caller's principal to hold a proven "
+        "link to the address (or an `admin` key). `false`: anyone with `EDIT` may set any "
+        "address, and impact and lineage mark it `address_verified: false`.", _bool)
+    contributor_challenge_minutes: int = setting(
+        10, "How long a link challenge (the message to sign) stays valid.", _positive_int)
+    serving_enabled: bool = setting(
+        True, "Run model deployments on this server (one supervisor per host and database, "
+        "elected by a file lock in `HOKUSAI_SERVING_DIR`).", _bool)
+    serving_dir: str | None = setting(
+        None, "Directory of the deployments' model copies, logs and the supervisor's lock. "
+        "Default: `$TMPDIR/hokusai-serving/<database digest>`.")
+    serving_timeout_seconds: float = setting(
+        30.0, "Time bound of one prediction call: past it the caller gets 504 and the model "
+        "worker is restarted.", _positive_float)
+    serving_memory_mb: int = setting(
+        4096, "Address-space limit (RLIMIT_AS) of each model worker process, in MiB.",
+        _positive_int)
+    serving_max_restarts: int = setting(
+        3, "Times a deployment's dead worker is restarted before it stays `failed`.", int)
+    serving_start_timeout_seconds: float = setting(
+        120.0, "How long a model worker may take to load its model before the deployment "
+        "is `failed`.", _positive_float)
+    serving_cache_seconds: float = setting(
+        0.9, "How long (0-1 s; 0: not at all) a server worker remembers which ready "
+        "deployment answers a model and version: the bound on how late a deleted "
+        "deployment or model stops being called.", _cache_ttl)
+    serving_max_replicas: int = setting(
+        4, "Most worker processes one deployment may ask for.", _positive_int)
+    prediction_log_sample_rate: float = setting(
+        0.1, "Share (0-1) of predictions whose inputs and outputs are kept in "
+        "`hokusai_prediction_samples` for drift monitoring.", _fraction)
+    prediction_log_retention_days: float = setting(
+        30.0, "Sampled prediction inputs older than this are deleted.", _positive_float)
+    dspy_timeout_seconds: float = setting(
+        60.0, "Default time bound of one DSPy program execution (a request's `timeout` may "
+        "ask for less or more, up to `HOKUSAI_DSPY_MAX_TIMEOUT_SECONDS`): past it the "
+        "program's process is killed and the execution answers `success: false`.",
+        _positive_float)
+    dspy_max_timeout_seconds: float = setting(
+        300.0, "Largest `timeout` a DSPy execution request may ask for.", _positive_float)
+    dspy_load_timeout_seconds: float = setting(
+        120.0, "How long a DSPy program's process may take to start and load the program.",
+        _positive_float)
+    dspy_memory_mb: int = setting(
+        4096, "Address-space limit (RLIMIT_AS, MiB) of each DSPy program process.",
+        _positive_int)
+    dspy_cache_size: int = setting(
+        8, "Loaded DSPy programs kept per server worker (least recently used evicted; each "
+        "holds up to `HOKUSAI_DSPY_BATCH_CONCURRENCY` processes).", _positive_int)
+    dspy_batch_concurrency: int = setting(
+        4, "Items of one DSPy batch run at the same time (each in a program process).",
+        _positive_int)
+    dspy_batch_max_items: int = setting(
+        100, "Most items one DSPy batch request may carry.", _positive_int)
+    dspy_execution_retention_days: float = setting(
+        30.0, "DSPy execution records older than this are deleted.", _positive_float)
+    dspy_lm: str | None = setting(
+        None, "The language model DSPy programs call, as a litellm model string "
+        "(`openai/gpt-4o-mini`); the program's process asks the server, which calls it with "
+        "keys from the server's environment. Unset: programs use the LM they were logged "
+        "with (none of the server's keys reach them).")
+    dspy_lm_api_base: str | None = setting(
+        None, "Base URL for `HOKUSAI_DSPY_LM` (an OpenAI-compatible server or an MLflow AI "
+        "Gateway endpoint's OpenAI-compatible URL).")
+    dspy_experiment: str = setting(
+        "dspy-executions", "Experiment that receives the MLflow trace of each DSPy execution "
+        "whose request names none.")
+    monitoring_min_samples: int = setting(
+        30, "Fewest values of a feature, current or reference, a drift test is run on; "
+        "below it the feature is reported `insufficient_data`, never \"no drift\".",
+        _positive_int)
+    monitoring_max_rows: int = setting(
+        50000, "Most rows a drift report reads per side: a larger window of recorded inputs "
+        "is read as a pseudo-random sample of about that many rows (picked by a function of "
+        "the row id, so periodic traffic cannot alias with it): memory and time stay "
+        "bounded whatever the traffic.", _positive_int)
+    monitoring_experiment: str = setting(
+        "hokusai-monitoring", "MLflow experiment scheduled drift checks log their reports to "
+        "(as runs) when a check asks for it.")
     log_level: str = setting(
         "info", "Level of the `mlflow_hokusai` loggers.",
         _choice("debug", "info", "warning", "error"))
@@ -254,7 +369,7 @@ class Settings:
         return PREFIX + field.name.upper()
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         environ = os.environ if environ is None else environ
         values = {}
         for field in dataclasses.fields(cls):

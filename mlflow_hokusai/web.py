@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Set as AbstractSet
 
 import flask
 
 from mlflow_hokusai.errors import BadRequest, HokusaiError, UnsupportedMediaType, render
+from mlflow_hokusai.pipeline import current_context
 from mlflow_hokusai.values import UNSTORABLE_MESSAGE, unstorable_text
 
 
+def request_id() -> str | None:
+    context = current_context.get()
+    return context.request_id if context else flask.request.headers.get("X-Request-ID")
+
+
 def error_response(error: HokusaiError) -> flask.Response:
-    status, headers, body = render(error)
+    status, headers, body = render(error, request_id())
     return flask.Response(body, status=status, headers=headers)
 
 
@@ -25,7 +32,7 @@ def json_body_bytes() -> bytes:
     return raw
 
 
-def json_object(*, allowed: set[str], required: set[str] = frozenset()) -> dict:
+def json_object(*, allowed: AbstractSet[str], required: AbstractSet[str] = frozenset()) -> dict:
     """The request's JSON object; unknown fields are refused so that a typo is
     an error, not a silently ignored option."""
     raw = json_body_bytes()

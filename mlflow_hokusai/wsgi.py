@@ -8,9 +8,16 @@ from http import HTTPStatus
 
 from mlflow_hokusai.bodies import BodyLimit
 from mlflow_hokusai.errors import HokusaiError, render
+from mlflow_hokusai.pipeline import (
+    Answered,
+    Pipeline,
+    RequestContext,
+    RequestInfo,
+    current_context,
+    run_all,
+    strip_query_key,
+)
 from mlflow_hokusai.prefixes import unprefix_wsgi
-from mlflow_hokusai.pipeline import (Answered, Pipeline, RequestContext, RequestInfo,
-                                     current_context, run_all, strip_query_key)
 
 
 def _strip_query_key(environ, query_string: str) -> None:
@@ -50,12 +57,12 @@ class WsgiAdapter:
         unprefix_wsgi(environ)
         context = RequestContext(RequestInfo.from_wsgi(environ))
         _strip_query_key(environ, context.request.query_string)
-        answered = Answered(self, context, self.pipeline)
+        answered = Answered(context, self.pipeline)
         try:
             self.pipeline.run(context)
             self._limit_body(context.request, environ)
         except HokusaiError as error:
-            status, headers, body = render(error)
+            status, headers, body = render(error, context.request_id)
             run_all(answered(status))
             start_response(f"{status} {HTTPStatus(status).phrase}",
                            headers + context.response_headers)

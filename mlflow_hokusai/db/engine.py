@@ -10,7 +10,8 @@ import sqlalchemy
 from mlflow_hokusai.errors import ConfigurationError
 
 # Exported by `mlflow server` to its workers (mlflow.server.constants).
-MLFLOW_BACKEND_ENV = "_MLFLOW_SERVER_FILE_STORE"
+from mlflow_hokusai.mlflow_compat import BACKEND_STORE_ENV as MLFLOW_BACKEND_ENV
+
 SQL_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
 PLUGIN_PREFIX = "hokusai+"
 

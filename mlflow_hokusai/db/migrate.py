@@ -27,7 +27,9 @@ def _config(connection=None) -> Config:
 
 
 def head_revision() -> str:
-    return ScriptDirectory.from_config(_config()).get_current_head()
+    head = ScriptDirectory.from_config(_config()).get_current_head()
+    assert head is not None  # the package ships its migrations
+    return head
 
 
 def current_revision(connection) -> str | None:

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 
 def upgrade_mlflow_schema(url: str) -> None:
-    from mlflow.store.db.utils import (_all_tables_exist, _initialize_tables, _upgrade_db,
-                                       create_sqlalchemy_engine_with_retry)
+    from mlflow.store.db.utils import create_sqlalchemy_engine_with_retry
+
+    from mlflow_hokusai.mlflow_compat import create_or_upgrade_mlflow_tables
 
     engine = create_sqlalchemy_engine_with_retry(url)
     try:
-        if _all_tables_exist(engine):
-            _upgrade_db(engine)
-        else:
-            _initialize_tables(engine)
+        create_or_upgrade_mlflow_tables(engine)
     finally:
         engine.dispose()

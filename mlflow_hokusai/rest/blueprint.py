@@ -12,8 +12,9 @@ models, served under ``/api`` and at the root path, and described in OpenAPI.
   ``query`` the query string (unknown parameters are ignored, as FastAPI does);
   ``body`` the JSON body (unknown fields are refused: ``BodyModel`` forbids them).
   Any failure is 422 ``{"detail": [{"loc", "msg", "type"}]}``, FastAPI's shape.
-- A ``HokusaiError`` raised by a view is ``{"detail": ...}`` with its status
-  (mlflow_hokusai.errors renders it); an ``MlflowException`` gets MLflow's status.
+- A ``HokusaiError`` raised by a view is answered with its status and the one
+  error body of mlflow_hokusai.errors (``detail``, ``error``, ``error_code``,
+  ``message``); an ``MlflowException`` gets MLflow's status.
 - A view may return a ``flask.Response`` (a stream, a redirect) when ``response``
   is a ``Raw`` media type.
 
@@ -27,15 +28,16 @@ import dataclasses
 import functools
 import json
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import flask
 import pydantic
 from werkzeug.exceptions import HTTPException
 
-from mlflow_hokusai.errors import FromMlflow, HokusaiError, ValidationFailed, render
+from mlflow_hokusai.errors import FromHttp, FromMlflow, HokusaiError, ValidationFailed
 from mlflow_hokusai.values import UNSTORABLE_MESSAGE, unstorable_text
-from mlflow_hokusai.web import json_body_bytes
+from mlflow_hokusai.web import error_response, json_body_bytes
 
 _logger = logging.getLogger(__name__)
 API_PREFIX = "/api"
@@ -115,26 +117,20 @@ def _query_args() -> dict[str, Any]:
             for key, values in args.lists()}
 
 
-def _rest_error(error: HokusaiError) -> flask.Response:
-    status, headers, body = render(error, detail_only=True)
-    return flask.Response(body, status=status, headers=headers)
-
-
-def _unexpected_error(error: Exception):
+def unexpected_error(error: Exception) -> flask.Response:
+    """Any other exception, as JSON: MLflow's with MLflow's status, Werkzeug's
+    with its own, anything else a 500 that names only the request id (the log
+    has the traceback)."""
     from mlflow.exceptions import MlflowException
 
     if isinstance(error, MlflowException):
-        return _rest_error(FromMlflow(error))
+        return error_response(FromMlflow(error))
     if isinstance(error, HTTPException):  # abort(), body too large, ...
-        return _rest_error(_http_error(error))
-    _logger.exception("Unexpected error in %s %s", flask.request.method, flask.request.path)
-    return _rest_error(HokusaiError())
-
-
-def _http_error(error: HTTPException) -> HokusaiError:
-    converted = HokusaiError(error.description)
-    converted.status = error.code or 500
-    return converted
+        return error_response(FromHttp(error))
+    # Flask calls error handlers inside its own except block: the traceback is there.
+    _logger.exception(  # noqa: LOG004
+        "Unexpected error in %s %s", flask.request.method, flask.request.path)
+    return error_response(HokusaiError())
 
 
 class RestBlueprint(flask.Blueprint):
@@ -142,8 +138,8 @@ class RestBlueprint(flask.Blueprint):
         super().__init__(name, import_name)
         self.tag = tag or name
         self.operations: list[Operation] = []
-        self.register_error_handler(HokusaiError, _rest_error)
-        self.register_error_handler(Exception, _unexpected_error)
+        self.register_error_handler(HokusaiError, error_response)
+        self.register_error_handler(Exception, unexpected_error)
 
     def operation(self, method: str, path: str, *, path_model=None, query=None, body=None,
                   response=None, status: int = 200, errors: tuple[int, ...] = (),
@@ -157,7 +153,9 @@ class RestBlueprint(flask.Blueprint):
             rules = (API_PREFIX + path,) if api_only else (API_PREFIX + path, path)
             wrapped = self._wrap(view, path_model, query, body, response, status)
             for rule in rules:
-                self.add_url_rule(rule, endpoint=endpoint, view_func=wrapped, methods=[method])
+                # "/models" answers as "/models/" does, not with a 308 redirect.
+                self.add_url_rule(rule, endpoint=endpoint, view_func=wrapped, methods=[method],
+                                  strict_slashes=not rule.endswith("/"))
             self.operations.append(Operation(
                 method, path, tuple(rules), f"{self.name}.{endpoint}",
                 summary or (view.__doc__ or view.__name__).strip().split("\n")[0],

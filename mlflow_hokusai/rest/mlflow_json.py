@@ -14,22 +14,68 @@ downloads stream and are left alone.
 
 MLflow's stores put a database error's text in the message they answer, SQL
 statement, parameters and database host included; an ``after_request`` answers
-MLflow's JSON errors without it (errors.without_sql).
+MLflow's JSON errors without it (errors.without_sql), and adds the API
+reference's error fields to them. MLflow's plain-text or HTML error answers
+(a disabled workspace route's 503, a 400 of werkzeug's) become the same JSON.
+
+A few fields MLflow's handlers parse without checking (``int()`` of a string
+field, a 500 on anything else) are checked here first: ``FIELD_CHECKS``.
 """
 
 from __future__ import annotations
 
+import html
 import json
+import re
 
 import flask
 
-from mlflow_hokusai.errors import BadRequest, without_sql
+from mlflow_hokusai.errors import (
+    BadRequest,
+    FromMlflowText,
+    reference_code,
+    render,
+    without_sql,
+)
 from mlflow_hokusai.values import UNSTORABLE_MESSAGE, unstorable_text
+from mlflow_hokusai.web import request_id
 
 # Artifact bodies are files, never JSON: the artifact proxy, and the UI's
 # upload of a run's artifact (ajax-api/2.0/mlflow/upload-artifact).
 _FILES = ("/mlflow-artifacts/", "/upload-artifact")
 NOT_AN_OBJECT = "The request body must be a JSON object"
+# MLflow's API routes, whose every answer is JSON (the UI's pages and static
+# files are not checked).
+_API = re.compile(r"/(?:ajax-)?api/|/graphql$")
+_TAG = re.compile(r"<[^>]+>")
+
+
+def _whole_number(value) -> bool:
+    return (isinstance(value, int) and not isinstance(value, bool)) or \
+        (isinstance(value, str) and value.isascii() and value.isdigit())
+
+
+def _prompt_versions(body: dict, args) -> str | None:
+    for index, item in enumerate(body.get("prompt_versions") or ()):
+        if isinstance(item, dict) and "version" in item and not _whole_number(item["version"]):
+            return f"Field prompt_versions.{index}.version must be a whole number"
+    return None
+
+
+def _page_token_offset(body: dict, args) -> str | None:
+    token = args.get("page_token") or body.get("page_token")
+    if token and not _whole_number(token):
+        return "Field page_token must be a page token this route returned"
+    return None
+
+
+# (path pattern, check(body, query args) -> problem or None), for MLflow 3.17's
+# handlers: link-prompts reads int(version), the dataset records' page token is
+# an int() offset.
+FIELD_CHECKS = (
+    (re.compile(r"/mlflow/traces/link-prompts$"), _prompt_versions),
+    (re.compile(r"/mlflow/datasets/[^/]+/records$"), _page_token_offset),
+)
 
 
 def _decoded(raw: bytes):
@@ -57,9 +103,11 @@ def check_body() -> None:
     if not raw.strip():
         if graphql:
             raise BadRequest("GraphQL needs a JSON object body with a 'query' string")
+        _check_fields({}, request)
         return
     body = _decoded(raw)
     if body is None and not graphql:
+        _check_fields({}, request)
         return
     if not isinstance(body, dict):
         raise BadRequest(NOT_AN_OBJECT)
@@ -68,20 +116,50 @@ def check_body() -> None:
     where = unstorable_text(body)
     if where is not None:
         raise BadRequest(f"Field {'.'.join(map(str, where))}: text {UNSTORABLE_MESSAGE}")
+    _check_fields(body, request)
+
+
+def _check_fields(body: dict, request) -> None:
+    for pattern, check in FIELD_CHECKS:
+        if pattern.search(request.path):
+            problem = check(body, request.args)
+            if problem:
+                raise BadRequest(problem)
 
 
 def scrub_error(response: flask.Response) -> flask.Response:
-    if response.status_code < 400 or response.mimetype != "application/json" \
-            or response.is_streamed:
+    """MLflow's JSON error without SQL, and with the API reference's fields
+    beside MLflow's (``detail``, ``error: {code, message}``, ``request_id``), as
+    every Hokusai error has them."""
+    if response.status_code < 400 or response.is_streamed:
         return response
+    if response.mimetype != "application/json":
+        return _as_json(response)
     try:
         body = json.loads(response.get_data())
     except (ValueError, RecursionError):
         return response
-    if isinstance(body, dict) and isinstance(body.get("message"), str):
+    if isinstance(body, dict) and isinstance(body.get("message"), str) and "detail" not in body:
         message = without_sql(body["message"])
-        if message != body["message"]:
-            response.set_data(json.dumps({**body, "message": message}))
+        body = {"detail": message,
+                "error": {"code": reference_code(response.status_code), "message": message},
+                **body, "message": message}
+        body.setdefault("request_id", request_id())
+        response.set_data(json.dumps(body))
+    return response
+
+
+def _as_json(response: flask.Response) -> flask.Response:
+    """An MLflow API route's text or HTML error answer, as a JSON one."""
+    request = flask.request
+    if (request.blueprint or "").startswith("hokusai") or not _API.search(request.path):
+        return response
+    text = " ".join(html.unescape(_TAG.sub(" ", response.get_data(as_text=True))).split())
+    status, headers, body = render(FromMlflowText(response.status_code,
+                                                  text[:1000] or response.status),
+                                   request_id())
+    response.set_data(body)
+    response.headers.update(headers)
     return response
 
 

@@ -4,6 +4,7 @@ same pydantic models that validate the requests, so it cannot drift from them.""
 from __future__ import annotations
 
 import re
+from typing import Any, Literal
 
 import pydantic
 from pydantic.json_schema import models_json_schema
@@ -15,8 +16,18 @@ _VARIABLE = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 _REF = "#/components/schemas/{model}"
 
 
+class ErrorInfo(pydantic.BaseModel):
+    code: str = pydantic.Field(description="The API reference's code: INVALID_PARAMETER, "
+                                           "UNAUTHORIZED, RESOURCE_NOT_FOUND, ...")
+    message: str
+
+
 class ErrorDetail(pydantic.BaseModel):
     detail: str
+    error: ErrorInfo
+    error_code: str = pydantic.Field(description="MLflow's error code")
+    message: str
+    request_id: str | None = None
 
 
 class ValidationIssue(pydantic.BaseModel):
@@ -25,8 +36,9 @@ class ValidationIssue(pydantic.BaseModel):
     type: str
 
 
-class ValidationErrorBody(pydantic.BaseModel):
-    detail: list[ValidationIssue]
+class ValidationErrorBody(ErrorDetail):
+    # A 422's detail is its list of issues; pydantic lets a subclass retype a field.
+    detail: list[ValidationIssue]  # type: ignore[assignment]
 
 
 def openapi_path(rule: str) -> str:
@@ -69,6 +81,8 @@ def _operation(op: Operation, rule: str, tag: str, refs) -> dict:
             "description": op.response.description,
             "content": {op.response.media_type: {"schema": {"type": "string",
                                                             "format": "binary"}}}}}
+    elif op.response is None:  # an answer without a body (204, or a redirect)
+        doc["responses"] = {str(op.status): {"description": "OK"}}
     else:
         doc["responses"] = {str(op.status): _json(refs[(op.response, "serialization")], "OK")}
     error_ref = refs[(ErrorDetail, "serialization")]
@@ -82,7 +96,8 @@ def _operation(op: Operation, rule: str, tag: str, refs) -> dict:
 
 def build(flask_app) -> dict:
     blueprints = rest_blueprints(flask_app)
-    wanted = {(ErrorDetail, "serialization"), (ValidationErrorBody, "serialization")}
+    wanted: set[tuple[Any, Literal["validation", "serialization"]]] = {
+        (ErrorDetail, "serialization"), (ValidationErrorBody, "serialization")}
     for blueprint in blueprints:
         for op in blueprint.operations:
             if op.body is not None:
