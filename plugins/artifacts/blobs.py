@@ -22,8 +22,9 @@ import re
 import shutil
 import uuid
 from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO, Iterable, Iterator
+from typing import BinaryIO
 
 from mlflow_hokusai.plugins.artifacts.errors import CorruptArtifact
 from mlflow_hokusai.plugins.artifacts.paths import RESERVED
@@ -52,7 +53,7 @@ class Hasher:
         self._sha = hashlib.sha256()
         self.size = 0
 
-    def update(self, chunk: bytes) -> None:
+    def update(self, chunk: bytes | bytearray) -> None:
         self._sha.update(chunk)
         self.size += len(chunk)
 
@@ -86,7 +87,7 @@ def verified(chunks: Iterable[bytes], expected: Blob) -> Iterator[bytes]:
 
 def read_file(path: str) -> Iterator[bytes]:
     try:
-        handle = open(path, "rb")
+        handle = open(path, "rb")  # noqa: SIM115 - closed by the `with` below
     except FileNotFoundError:
         raise CorruptArtifact("stored blob is missing") from None
     with handle:
@@ -121,12 +122,12 @@ class PendingWrite(PendingBlob):
     """A pending blob still being streamed into; ``blob`` is known after ``finish``."""
 
     @abstractmethod
-    def write(self, chunk: bytes) -> None: ...
+    def write(self, chunk: bytes | bytearray) -> None: ...
 
     @abstractmethod
     def finish(self) -> Blob: ...
 
-    def write_all(self, stream: BinaryIO) -> "PendingWrite":
+    def write_all(self, stream: BinaryIO) -> PendingWrite:
         """Stream a readable into this pending blob and finish it; discard on error."""
         try:
             while chunk := stream.read(CHUNK_SIZE):
@@ -184,10 +185,10 @@ class LocalPending(PendingWrite):
     def __init__(self, tmp_dir: str):
         os.makedirs(tmp_dir, exist_ok=True)
         self.path = os.path.join(tmp_dir, uuid.uuid4().hex)
-        self._file = open(self.path, "xb")
+        self._file = open(self.path, "xb")  # noqa: SIM115 - open across write() calls
         self._hasher = Hasher()
 
-    def write(self, chunk: bytes) -> None:
+    def write(self, chunk: bytes | bytearray) -> None:
         self._hasher.update(chunk)
         self._file.write(chunk)
 
@@ -232,7 +233,7 @@ class LocalBlobStore(BlobStore):
             os.close(fd)  # closing releases the lock
 
     @contextlib.contextmanager
-    def publish(self, pending: LocalPending):
+    def publish(self, pending: LocalPending):  # type: ignore[override]  # only its own
         blob = pending.blob
         target = self.path(blob.digest)
         try:

@@ -12,6 +12,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, cast
+
+if TYPE_CHECKING:  # the repository module loads MLflow's artifact machinery
+    from mlflow_hokusai.plugins.artifacts.repository import HokusaiArtifactRepository
 
 
 @dataclass
@@ -36,10 +40,10 @@ def open_root(artifact_uri: str):
 
     from mlflow_hokusai.plugins.artifacts import locations
 
-    repository = get_artifact_repository(artifact_uri)
+    repository = cast("HokusaiArtifactRepository", get_artifact_repository(artifact_uri))
     if repository.blobs.root != repository.location.base:
         root = locations.Location(repository.location.scheme, repository.blobs.root)
-        repository = get_artifact_repository(root.uri())
+        repository = cast("HokusaiArtifactRepository", get_artifact_repository(root.uri()))
     return repository
 
 
@@ -74,7 +78,7 @@ def init(artifact_uri: str) -> str:
     from mlflow_hokusai.plugins.artifacts import locations
 
     location = locations.parse(artifact_uri)
-    repository = get_artifact_repository(artifact_uri)
+    repository = cast("HokusaiArtifactRepository", get_artifact_repository(artifact_uri))
     if repository.blobs.root != location.base:
         raise ValueError(f"{artifact_uri} is already inside the store rooted at "
                          f"{locations.Location(location.scheme, repository.blobs.root).uri()}")

@@ -18,18 +18,19 @@ from __future__ import annotations
 
 import os
 import posixpath
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 from urllib.parse import unquote, urlparse
 
+from mlflow_hokusai import mlflow_compat
 from mlflow_hokusai.plugins.artifacts import paths
 
 FILE_SCHEME = "hokusai+file"
 S3_SCHEME = "hokusai+s3"
 # What `mlflow server` exports to its workers (mlflow.server.constants).
-SERVER_ROOT_ENV_VARS = ("_MLFLOW_SERVER_ARTIFACT_DESTINATION", "_MLFLOW_SERVER_ARTIFACT_ROOT")
+SERVER_ROOT_ENV_VARS = mlflow_compat.ARTIFACT_ROOT_ENVS
 # Marks a tracking-server process, as MLflow's own host policy decides it.
-SERVER_PROCESS_ENV_VAR = "_MLFLOW_SERVER_ARTIFACT_ROOT"
+SERVER_PROCESS_ENV_VAR = mlflow_compat.ARTIFACT_ROOT_ENV
 
 
 class InvalidLocation(ValueError):

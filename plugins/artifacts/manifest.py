@@ -16,9 +16,9 @@ import shutil
 import stat
 import uuid
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Iterator
 
 from mlflow_hokusai.plugins.artifacts.blobs import DIGEST, Blob
 from mlflow_hokusai.plugins.artifacts.errors import ArtifactNotFound, CorruptArtifact, PathConflict
@@ -195,13 +195,14 @@ class S3Manifest(Manifest):
         return decode(data, path)
 
     def list(self, path: str) -> list[Entry]:
-        dirs, files = [], []
+        dirs: list[str] = []
+        files: list[str] = []
         for name, is_dir in self.objects.list_level(self._dir_prefix(path)):
             if not hidden(name):
                 (dirs if is_dir else files).append(name)
         blobs = self.pool.map(lambda name: self.get(join(path, name)), files)
         return [Entry(name, True, None) for name in dirs] + \
-            [Entry(name, False, blob.size) for name, blob in zip(files, blobs)]
+            [Entry(name, False, blob.size) for name, blob in zip(files, blobs, strict=True)]
 
     def _visible_keys(self, prefix: str) -> Iterator[str]:
         for key in self.objects.list_keys(prefix):

@@ -14,20 +14,21 @@ import os
 import posixpath
 import uuid
 from abc import abstractmethod
-from typing import AsyncIterable, BinaryIO
+from collections.abc import AsyncIterable
+from typing import BinaryIO
 
 from mlflow.entities.file_info import FileInfo
 from mlflow.entities.multipart_upload import (
     CreateMultipartUploadResponse,
     MultipartUploadCredential,
 )
-from mlflow.exceptions import _UnsupportedMultipartUploadException
 from mlflow.store.artifact.artifact_repo import (
     ArtifactRepository,
     MultipartUploadMixin,
     StreamUploadMixin,
 )
 
+from mlflow_hokusai.mlflow_compat import UnsupportedMultipartUpload
 from mlflow_hokusai.plugins.artifacts import locations, paths
 from mlflow_hokusai.plugins.artifacts.blobs import (
     CHUNK_SIZE,
@@ -37,8 +38,11 @@ from mlflow_hokusai.plugins.artifacts.blobs import (
     PendingWrite,
     copy_verified,
 )
-from mlflow_hokusai.plugins.artifacts.errors import ArtifactNotFound, InvalidRequest, \
-    as_mlflow_errors
+from mlflow_hokusai.plugins.artifacts.errors import (
+    ArtifactNotFound,
+    InvalidRequest,
+    as_mlflow_errors,
+)
 from mlflow_hokusai.plugins.artifacts.manifest import LocalManifest, Manifest, S3Manifest
 from mlflow_hokusai.plugins.artifacts.paths import RESERVED
 from mlflow_hokusai.plugins.artifacts.s3 import S3Objects
@@ -102,12 +106,14 @@ class HokusaiArtifactRepository(ArtifactRepository, StreamUploadMixin):
             # The ASGI server hands over small chunks (64 KiB): they are batched to
             # 1 MiB per hop to a thread, and a file smaller than that is written,
             # published and mapped in a single hop.
-            pending, buffer = None, bytearray()
+            pending: PendingWrite | None = None
+            buffer = bytearray()
             try:
                 async for chunk in chunks:
                     buffer += chunk
                     if len(buffer) >= CHUNK_SIZE:
-                        pending = pending or await asyncio.to_thread(self.blobs.begin)
+                        if pending is None:
+                            pending = await asyncio.to_thread(self.blobs.begin)
                         full, buffer = buffer, bytearray()
                         await asyncio.to_thread(pending.write, full)
             except BaseException:
@@ -148,6 +154,9 @@ class HokusaiArtifactRepository(ArtifactRepository, StreamUploadMixin):
 
 class HokusaiLocalArtifactRepository(HokusaiArtifactRepository):
     """``hokusai+file:///dir``: blobs under ``<root>/.hokusai/blobs``."""
+
+    blobs: LocalBlobStore
+    manifest: LocalManifest
 
     def _open(self, location):
         root = locations.find_root(location, lambda d: os.path.isdir(os.path.join(d, RESERVED)))
@@ -190,6 +199,8 @@ class HokusaiS3ArtifactRepository(HokusaiArtifactRepository, MultipartUploadMixi
     """``hokusai+s3://bucket/prefix``, with MLflow's proxied multipart upload: parts
     go straight to S3 through presigned URLs, then the server hashes the result once."""
 
+    blobs: S3BlobStore
+
     def _open(self, location):
         objects = S3Objects(location.bucket)
         root = locations.Location(location.scheme, _s3_root(location, objects))
@@ -219,7 +230,7 @@ class HokusaiS3ArtifactRepository(HokusaiArtifactRepository, MultipartUploadMixi
                 client.generate_presigned_url("head_object", Params={"Bucket": bucket,
                                                                      "Key": key})
             except NoCredentialsError:
-                raise _UnsupportedMultipartUploadException() from None
+                raise UnsupportedMultipartUpload() from None
             upload_id = client.create_multipart_upload(Bucket=bucket, Key=key,
                                                        **self.objects.extra)["UploadId"]
             credentials = [

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Iterator
+from collections.abc import Iterator
 
 from mlflow_hokusai.settings import get_settings
 
@@ -26,7 +26,8 @@ def client():
     settings = get_settings()
     # MLflow's own S3 variable is honoured too, so one deployment setting serves both.
     endpoint = settings.artifacts_s3_endpoint_url or os.environ.get("MLFLOW_S3_ENDPOINT_URL")
-    config = Config(retries={"mode": "standard", "max_attempts": settings.artifacts_s3_max_attempts},
+    config = Config(retries={"mode": "standard",
+                             "max_attempts": settings.artifacts_s3_max_attempts},
                     signature_version="s3v4",
                     s3={"addressing_style": settings.artifacts_s3_addressing_style},
                     max_pool_connections=32)

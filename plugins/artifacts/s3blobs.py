@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from typing import Iterator
+from collections.abc import Iterator
 
 from mlflow_hokusai.plugins.artifacts.blobs import (
     CHUNK_SIZE,
@@ -65,7 +65,7 @@ class S3StreamPending(S3TempObject, PendingWrite):
         self._upload_id: str | None = None
         self._parts: list[dict] = []
 
-    def write(self, chunk: bytes) -> None:
+    def write(self, chunk: bytes | bytearray) -> None:
         self._hasher.update(chunk)
         self._buffer += chunk
         while len(self._buffer) >= self._part_size:
@@ -211,7 +211,8 @@ class S3BlobStore(BlobStore):
         return True
 
     def stored_bytes(self) -> int:
-        return sum(item["Size"] for item in self.objects.list_objects(join(self.area, "blobs") + "/"))
+        listed = self.objects.list_objects(join(self.area, "blobs") + "/")
+        return sum(item["Size"] for item in listed)
 
     def clean_temp(self, cutoff: float) -> int:
         stale = [item["Key"] for prefix in ("tmp", "uploads")

@@ -20,7 +20,6 @@ import flask
 from mlflow_hokusai.pipeline import current_context
 from mlflow_hokusai.plugins.audit import api, resources, spool
 from mlflow_hokusai.plugins.audit.recorder import AuditRecorder
-from mlflow_hokusai.plugins.auth import permissions
 from mlflow_hokusai.plugins.auth.scopes import ADMIN
 
 _UNRECORDED = {401, 429}
@@ -33,7 +32,7 @@ def _is_write(context) -> bool:
 
 
 def init_app(flask_app, hokusai) -> None:
-    permissions.add_rule({"GET", "HEAD"}, r"/api/audit", ADMIN)
+    hokusai.routes.add_rule({"GET", "HEAD"}, r"/api/audit", ADMIN)
     flask_app.register_blueprint(api.blueprint)
     if not hokusai.settings.audit_enabled:
         return
@@ -46,7 +45,7 @@ def init_app(flask_app, hokusai) -> None:
         if context is not None and _is_write(context):
             try:
                 context.notes["audit_resources"] = resources.from_flask(flask.request, response)
-            except Exception:  # noqa: BLE001 - the record must never fail the request
+            except Exception:  # the record must never fail the request
                 _logger.exception("Audit: resources of %s not read", context.request.path)
         return response
 
@@ -59,6 +58,7 @@ def init_app(flask_app, hokusai) -> None:
             return None
         return functools.partial(recorder.record, {
             "time": int(time.time() * 1000), "request_id": context.request_id,
+            "client_request_id": context.client_request_id,
             "principal": principal.username, "key_id": principal.key_id,
             "action": f"{request.method} {context.route.template}",
             "path": request.path, "status": status,

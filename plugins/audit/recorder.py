@@ -113,7 +113,7 @@ class AuditRecorder:
                     return  # exiting: what is left is replayed later
                 self._wake.set()
                 continue
-            except Exception:  # noqa: BLE001 - the thread must survive; records stay spooled
+            except Exception:  # the thread must survive; records stay spooled
                 _logger.exception("Audit: shipping failed; records stay spooled")
             if self._stopping.is_set():
                 return

@@ -53,7 +53,7 @@ def touched(path: str, view_args: dict, query: dict, body, answer) -> dict:
             ids["model_name"] = ids["model_name"] or _pick(source, "name")
         # A permission grant or revocation names its resource by type and id.
         kind = {"experiment": "experiment_id", "registered_model": "model_name"}.get(
-            source.get("resource_type"))
+            source.get("resource_type") or "")
         if kind:
             ids[kind] = ids[kind] or _pick(source, "resource_id")
         for name, value in ids.items():

@@ -85,6 +85,11 @@ class Spool:
         self._shipped = 0  # bytes of the file already in the database
         self._size = 0  # bytes of the file
 
+    def _file(self) -> int:
+        """The descriptor of the file this process opened (its callers open it first)."""
+        assert self._fd is not None
+        return self._fd
+
     def _open(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         name = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
@@ -109,14 +114,14 @@ class Spool:
             written = 0
             try:
                 while written < len(line):
-                    written += os.write(self._fd, line[written:])
+                    written += os.write(self._file(), line[written:])
             except OSError:
                 # A partial line (disk full) would merge with the next one.
-                os.ftruncate(self._fd, self._size)
+                os.ftruncate(self._file(), self._size)
                 raise
             self._size += written
             self._appended += 1
-            mine, fd = self._appended, self._fd
+            mine, fd = self._appended, self._file()
         # Group commit: one fdatasync covers every append before it, so
         # concurrent requests share a sync instead of queueing for one each.
         with self._syncing:
@@ -133,7 +138,7 @@ class Spool:
         with self._mutex:
             if self._pid != os.getpid():
                 return [], 0, 0
-            data = os.pread(self._fd, self._read_limit, self._shipped)
+            data = os.pread(self._file(), self._read_limit, self._shipped)
         records, end, unreadable = decode(data)
         return records, self._shipped + end, unreadable
 
@@ -143,7 +148,7 @@ class Spool:
         with self._mutex:
             self._shipped = offset
             if self._size == offset:
-                os.ftruncate(self._fd, 0)
+                os.ftruncate(self._file(), 0)
                 self._shipped = self._size = 0
 
     def close(self) -> None:
@@ -152,6 +157,7 @@ class Spool:
             if self._fd is None or self._pid != os.getpid():
                 return
             if os.fstat(self._fd).st_size == 0:
+                assert self.path is not None  # named when opened
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(self.path)
             os.close(self._fd)

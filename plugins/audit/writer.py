@@ -10,6 +10,8 @@ dropped, counted and logged with its request id. Inserts skip a record whose
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -19,7 +21,8 @@ from mlflow_hokusai.db.schema import audit_log
 from mlflow_hokusai.plugins.audit import sanitize
 
 _logger = logging.getLogger(__name__)
-_IDEMPOTENT = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+_IDEMPOTENT: dict[str, Callable[..., Any]] = {"postgresql": postgresql.insert,
+                                              "sqlite": sqlite.insert}
 
 
 class Unavailable(Exception):
@@ -57,7 +60,7 @@ class AuditWriter:
         try:
             self._insert(rows)
             return
-        except Exception as error:  # noqa: BLE001 - classified below
+        except Exception as error:  # classified below
             if _unavailable(error):
                 raise Unavailable(str(error)) from error
             _logger.warning("Audit: a batch of %d was refused (%s); storing one by one",
@@ -71,7 +74,7 @@ class AuditWriter:
             try:
                 self._insert([form])
                 return
-            except Exception as refused:  # noqa: BLE001 - classified below
+            except Exception as refused:  # classified below
                 if _unavailable(refused):
                     raise Unavailable(str(refused)) from refused
                 error = refused

@@ -11,7 +11,7 @@ from mlflow.environment_variables import MLFLOW_ENABLE_WORKSPACES
 from mlflow_hokusai.pipeline import current_principal
 from mlflow_hokusai.plugins.auth import api, grants_api, visibility
 from mlflow_hokusai.plugins.auth.authorize import Authorizer
-from mlflow_hokusai.plugins.auth.gate import mark_public
+from mlflow_hokusai.plugins.auth.gate import MarkPublic
 from mlflow_hokusai.plugins.auth.grants import Grants
 from mlflow_hokusai.plugins.auth.ownership import Ownership
 from mlflow_hokusai.plugins.auth.tenants import TenantStep
@@ -26,7 +26,7 @@ def _hand_principal_to_mlflow():
 
 
 def init_app(flask_app: flask.Flask, hokusai) -> None:
-    hokusai.pipeline.add(mark_public, order=-20)
+    hokusai.pipeline.add(MarkPublic(hokusai.routes.public_paths), order=-20)
     hokusai.pipeline.add(hokusai.gate, order=0)
     hokusai.pipeline.add(TenantStep(MLFLOW_ENABLE_WORKSPACES.get()), order=1)
     ttl = hokusai.settings.key_cache_ttl_seconds

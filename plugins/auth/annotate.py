@@ -8,12 +8,16 @@ from mlflow_hokusai.plugins.auth.scopes import READ
 from mlflow_hokusai.routes import UNMATCHED, Route
 
 
-def annotate(method: str, template: str, key: str, native: bool) -> Route:
+def annotate(table, method: str, template: str, key: str, native: bool) -> Route:
+    """``table``: the app's route table, with the rules, public paths and
+    resources its plugins declared."""
     # An unmatched request's key is its path: judged as written, as before routing.
-    scope = permissions.required_scope(method, key if template == UNMATCHED else template)
-    public = method in permissions.SAFE_METHODS and template in permissions.PUBLIC_PATHS
+    scope = permissions.required_scope(method, key if template == UNMATCHED else template,
+                                       table.rules)
+    public = method in permissions.SAFE_METHODS and \
+        (template in permissions.PUBLIC_PATHS or template in table.public_paths)
     return Route(method=method, template=template, key=key, scope=scope,
-                 access=resources.access_of(method, template, key, native),
+                 access=resources.access_of(method, template, key, native, table.accesses),
                  audited=method in permissions.WRITE_METHODS and scope != READ,
                  # OPTIONS only answers which methods a route allows.
                  classified=template == UNMATCHED or public or method == "OPTIONS" or

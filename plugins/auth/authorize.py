@@ -8,6 +8,7 @@ The level: MANAGE for the owner; else the principal's grant, if any; else
 already checked by the gate and stays the ceiling (a ``read`` key never
 writes, whatever its level). A principal that may not even READ gets MLflow's
 "does not exist" answer (404), so that a refusal does not reveal the resource.
+Where the request names its resources: plugins.auth.locate.
 
 Flask routes are checked in a ``before_request`` hook (where the JSON body is
 parsed once, as the view will see it); FastAPI-native routes (artifact
@@ -16,70 +17,24 @@ GET/PUT under uvicorn) by a pipeline step, from their path.
 
 from __future__ import annotations
 
-import json
 import logging
 
-from mlflow_hokusai.errors import (BadRequest, ResourceHidden, ResourcePermissionDenied,
-                                   RouteNotClassified)
+from mlflow_hokusai.errors import (
+    BadRequest,
+    ResourceHidden,
+    ResourcePermissionDenied,
+    RouteNotClassified,
+)
 from mlflow_hokusai.pipeline import LookupNeeded, RequestContext
 from mlflow_hokusai.plugins.auth.grants import Grants
+from mlflow_hokusai.plugins.auth.locate import accesses, flask_values, locate_all, native_values
 from mlflow_hokusai.plugins.auth.ownership import MISSING, Ownership
-from mlflow_hokusai.plugins.auth.resources import CREATE, LEVELS, MANAGE, READ
+from mlflow_hokusai.plugins.auth.resources import CREATE, JOBS, LEVELS, MANAGE, READ
 from mlflow_hokusai.plugins.auth.scopes import ADMIN
 
 _logger = logging.getLogger(__name__)
 RANK = {level: rank for rank, level in enumerate(LEVELS)}
-# Where each kind's id may be, in the order MLflow's handlers read them.
-_FIELDS = {"run": ("run_id", "run_uuid")}
-_OPTIONAL = {"artifact"}  # no path: the artifact root itself
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.title() for part in rest)
-
-
-def locate(access, values: dict) -> str | None:
-    """The resource id a request names. Every place a view might read it from is
-    looked at (snake_case and the camelCase aliases protobuf's JSON parser takes,
-    ``run_id`` and ``run_uuid``), and they must agree: MLflow's views differ in
-    which one wins (``upload-artifact`` reads ``run_uuid``, GET handlers read
-    only snake_case query names), so a request naming two would be judged on
-    one resource and served on another."""
-    found = {str(value) for field in _FIELDS.get(access.kind, (access.locator,))
-             for name in (field, _camel(field))
-             for value in [values.get(name)]
-             if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value)}
-    if len(found) > 1:
-        raise BadRequest(f"The request names more than one {access.kind}; name it once")
-    if found:
-        return found.pop()
-    if access.kind in _OPTIONAL:
-        return ""
-    return None
-
-
-def flask_values(route) -> dict:
-    """What the view reads: MLflow's protobuf handlers read the query of a GET
-    and otherwise only the JSON body (however it is labelled); other views read
-    the query. Path parameters always. An artifact route's body is the upload
-    itself: never read here."""
-    import flask
-
-    request = flask.request
-    values: dict = {}
-    if route.key[:1].isupper() and route.access.kind != "artifact" and \
-            not (request.method == "GET" and request.args):
-        body = request.get_json(force=True, silent=True)
-        if isinstance(body, str):  # older clients double-encode, MLflow decodes twice
-            try:
-                body = json.loads(body)
-            except ValueError:
-                body = None
-        values = body if isinstance(body, dict) else {}
-    else:
-        values = request.args.to_dict()
-    return {**values, **(request.view_args or {})}
+JOB_SEARCH = JOBS + "search"
 
 
 class Authorizer:
@@ -90,21 +45,43 @@ class Authorizer:
 
     def level(self, username: str, resource_type: str, resource_id: str,
               workspace: str = "") -> str:
-        owner = self.ownership.owner(resource_type, resource_id)
+        owner = self.ownership.owner(resource_type, resource_id, workspace)
         if owner is MISSING or owner == username:
             return MANAGE
         granted = self.grants.permission(workspace, resource_type, resource_id, username)
         return granted or self.default
 
+    def cached_level(self, username: str, resource_type: str, resource_id: str,
+                     workspace: str = "") -> str | None:
+        """``level`` from what this worker read within the TTL, or None when that
+        does not decide it (then the caller asks the database)."""
+        found, owner = self.ownership.cached_owner(resource_type, resource_id)
+        if not found:
+            return None
+        if owner == username:
+            return MANAGE
+        found, granted = self.grants.cached_permission(workspace, resource_type, resource_id,
+                                                       username)
+        if not found:
+            return None
+        return granted or self.default
+
     def require(self, context: RequestContext, kind: str, ident: str, needed: str) -> None:
         """Refuse unless the principal holds ``needed`` on the resource; for views
-        that check resources a route's table entry cannot name (batches, ...)."""
+        that check resources a route's table entry cannot name (batches, ...).
+        A resource under several experiments (a dataset) needs it on each."""
         principal = context.principal
         if principal is None or ADMIN in principal.scopes or needed == CREATE:
             return
-        root = self.ownership.root(kind, ident)
-        if root is None:
+        roots = self.ownership.roots(kind, ident)
+        if roots is None:
             return  # no such resource: MLflow answers that itself
+        for root in roots:
+            self._require_root(context, root, kind, ident, needed)
+
+    def _require_root(self, context, root: tuple[str, str], kind: str, ident: str,
+                      needed: str) -> None:
+        principal = context.principal
         held = self.level(principal.username, *root, workspace=context.notes.get("workspace", ""))
         if RANK[held] >= RANK[needed]:
             return
@@ -120,19 +97,37 @@ class Authorizer:
         access = context.route.access if context.route else None
         if access is None or access.level == CREATE or context.principal is None:
             return
-        ident = locate(access, values)
-        if ident is None:
-            raise BadRequest(f"Missing value for '{access.locator}'")
-        self.require(context, access.kind, ident, access.level)
+        for each in accesses(access):
+            idents = locate_all(each, values)
+            if idents is None and each is not access:
+                continue  # a further resource the request does not name: not touched
+            if idents is None:
+                raise BadRequest(f"Missing value for '{each.locator.removeprefix('header:')}'")
+            for ident in idents:
+                self.require(context, each.kind, ident, each.level)
 
     def native_step(self, context: RequestContext, allow_io: bool) -> None:
         """Pipeline step for FastAPI-native routes (Flask ones: ``flask_hook``)."""
         route = context.route
-        if context.public or route is None or not route.native or route.access is None:
+        if context.public or route is None or not route.native:
+            return
+        if (route.method, route.template) == ("POST", JOB_SEARCH):
+            self._filter_job_search(context)
+        if route.access is None:
             return
         if not allow_io:
             raise LookupNeeded
-        self.check(context, context.route_params)
+        self.check(context, native_values(context, route.access))
+
+    def _filter_job_search(self, context: RequestContext) -> None:
+        """Jobs are not paged: the answer is filtered to the jobs the principal
+        may read, its own (MLflow records the submitter as ``creator``), or
+        every job when the default permission reads."""
+        principal = context.principal
+        if principal is None or ADMIN in principal.scopes or RANK[self.default] >= RANK[READ]:
+            return
+        context.notes["answer_filter"] = lambda answer: {**answer, "jobs": [
+            job for job in answer.get("jobs", []) if job.get("creator") == principal.username]}
 
     def flask_hook(self) -> None:
         import flask

@@ -60,7 +60,7 @@ def extract(request: RequestInfo, *, allow_query: bool,
             if name == "api_key" and value:
                 return Credential("key", value)
     if allow_session and SESSION_COOKIE in request.headers.get("cookie", ""):
-        value = parse_cookie(request.headers["cookie"]).get(SESSION_COOKIE)
-        if value:
-            return Credential("session", value, ambient=True)
+        cookie = parse_cookie(request.headers["cookie"]).get(SESSION_COOKIE)
+        if cookie:
+            return Credential("session", cookie, ambient=True)
     return None

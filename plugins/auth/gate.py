@@ -12,8 +12,12 @@ import time
 import sqlalchemy.exc
 
 from mlflow_hokusai import signals
-from mlflow_hokusai.errors import (AuthenticationFailed, PermissionDenied, RouteNotClassified,
-                                   ServiceUnavailable)
+from mlflow_hokusai.errors import (
+    AuthenticationFailed,
+    PermissionDenied,
+    RouteNotClassified,
+    ServiceUnavailable,
+)
 from mlflow_hokusai.pipeline import LookupNeeded, RequestContext
 from mlflow_hokusai.plugins.auth import credentials, keys, permissions, scopes
 from mlflow_hokusai.plugins.auth.jwt_tokens import JwtVerifier
@@ -46,16 +50,28 @@ def _tenant(claims) -> frozenset[str] | None:
     return frozenset(str(name) for name in names if str(name))
 
 
-def mark_public(context: RequestContext, allow_io: bool) -> None:
-    """First step: later steps (breaker, auth, limits) leave public routes alone."""
-    request = context.request
-    context.public = permissions.is_public(request.method, request.path, request.headers)
+class MarkPublic:
+    """First step: later steps (breaker, auth, limits) leave public routes alone.
+    ``public_paths``: those the app's plugins declared (its route table's)."""
+
+    def __init__(self, public_paths: set[str]):
+        self.public_paths = public_paths
+
+    def __call__(self, context: RequestContext, allow_io: bool) -> None:
+        request = context.request
+        context.public = permissions.is_public(request.method, request.path, request.headers,
+                                               self.public_paths)
 
 
 class Gate:
-    def __init__(self, settings, keystore: KeyStore):
+    def __init__(self, settings, keystore: KeyStore, *, clock=time.time,
+                 monotonic=time.monotonic):
+        """``clock`` (wall seconds: keys' expiry, last use) and ``monotonic``
+        (the cache's age) are injected by tests that move time by hand."""
         self.settings = settings
         self.keystore = keystore
+        self._clock = clock
+        self._monotonic = monotonic
         self.jwt = JwtVerifier(settings)
         # Reads a session cookie's key id (plugins/browser sets it when sessions are on).
         self.sessions = None
@@ -134,7 +150,7 @@ class Gate:
             record = self._load(lookup)
         else:
             signals.key_cache_used.send(self, hit=True)
-        state = record.state(int(time.time() * 1000))
+        state = record.state(self._now_ms())
         if state != "active":
             _logger.info("Refused API key %s (%s): %s", record.id, record.prefix, state)
             raise AuthenticationFailed(state)
@@ -145,9 +161,12 @@ class Gate:
                          workspaces=frozenset(record.workspaces.split(","))
                          if record.workspaces else None)
 
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
     def _cached(self, lookup: tuple[str, str]) -> ApiKey | None:
         entry = self._cache.get(lookup)
-        if entry is None or time.monotonic() - entry[0] > self.settings.key_cache_ttl_seconds:
+        if entry is None or self._monotonic() - entry[0] > self.settings.key_cache_ttl_seconds:
             return None
         return entry[1]
 
@@ -159,7 +178,7 @@ class Gate:
                 self.keystore.find_by_id(value)
             if record is None:
                 raise AuthenticationFailed("invalid")
-            now = int(time.time() * 1000)
+            now = self._now_ms()
             interval_ms = int(self.settings.last_used_interval_seconds * 1000)
             if record.state(now) == "active" and \
                     (record.last_used_at is None or record.last_used_at < now - interval_ms):
@@ -170,7 +189,7 @@ class Gate:
                                      retry_after=self.settings.retry_after_seconds) from None
         if len(self._cache) >= _MAX_CACHED_KEYS:
             self._cache.clear()
-        self._cache[lookup] = (time.monotonic(), record)
-        if by == "hash" and record.state(int(time.time() * 1000)) == "active":
+        self._cache[lookup] = (self._monotonic(), record)
+        if by == "hash" and record.state(self._now_ms()) == "active":
             signals.key_verified.send(self, key_hash=value)
         return record

@@ -41,6 +41,11 @@ class Grants:
         self._cache.put(key, value)
         return value
 
+    def cached_permission(self, workspace: str, resource_type: str, resource_id: str,
+                          principal: str) -> tuple[bool, str | None]:
+        """(found, permission) as this worker last read it, without the database."""
+        return self._cache.get((workspace, resource_type, str(resource_id), principal))
+
     def of_principal(self, principal: str, resource_type: str,
                      workspace: str = "") -> list[tuple[str, str]]:
         """(resource id, permission) of every grant a principal holds (searches)."""

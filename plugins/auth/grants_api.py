@@ -22,10 +22,12 @@ import logging
 
 import flask
 
+from mlflow_hokusai import mlflow_compat
 from mlflow_hokusai.errors import BadRequest, NotFound, PermissionDenied
-from mlflow_hokusai.pipeline import current_context
-from mlflow_hokusai.plugins.auth.authorize import RANK, flask_values, require
+from mlflow_hokusai.pipeline import current_context, request_context
+from mlflow_hokusai.plugins.auth.authorize import RANK, require
 from mlflow_hokusai.plugins.auth.grants import GRANTABLE, RESOURCE_TYPES
+from mlflow_hokusai.plugins.auth.locate import flask_values
 from mlflow_hokusai.plugins.auth.resources import MANAGE
 from mlflow_hokusai.plugins.auth.scopes import ADMIN
 from mlflow_hokusai.web import json_object
@@ -65,13 +67,12 @@ def _resource(values: dict) -> tuple[str, str]:
 def _must_exist(resource_type: str, resource_id: str) -> None:
     """A grant on a name nobody holds yet would pass to whoever creates it."""
     from mlflow.exceptions import MlflowException
-    from mlflow.server import handlers
 
     try:
         if resource_type == "experiment":
-            handlers._get_tracking_store().get_experiment(resource_id)
+            mlflow_compat.server_tracking_store().get_experiment(resource_id)
         else:
-            handlers._get_model_registry_store().get_registered_model(resource_id)
+            mlflow_compat.server_registry_store().get_registered_model(resource_id)
     except MlflowException:
         raise NotFound(f"No {resource_type} '{resource_id}'") from None
 
@@ -82,7 +83,7 @@ def _workspace() -> str:
 
 
 def _caller():
-    return current_context.get().principal
+    return request_context().principal
 
 
 @_route("grant", ["POST"])
@@ -155,13 +156,22 @@ def list_grants():
                              "workspace": row["workspace"] or None} for row in rows]}
 
 
-def follow_model_changes(response):
-    """After-request hook: a deleted registered model's grants go with it, a
-    renamed one's follow it; a later model of the same name starts clean."""
+def changed_model(response) -> tuple[str | None, str | None] | None:
+    """(name, new name or None) when this request deleted or renamed a
+    registered model through MLflow's API; else None."""
     context = current_context.get()
     key = context.route.key if context and context.route else None
     if key in ("DeleteRegisteredModel", "RenameRegisteredModel") and response.status_code == 200:
+        assert context is not None and context.route is not None  # it has a key
         values = flask_values(context.route)
-        _hokusai().authorizer.grants.rename(_workspace(), "registered_model", values.get("name"),
-                                            values.get("new_name"))
+        return values.get("name"), values.get("new_name")
+    return None
+
+
+def follow_model_changes(response):
+    """After-request hook: a deleted registered model's grants go with it, a
+    renamed one's follow it; a later model of the same name starts clean."""
+    changed = changed_model(response)
+    if changed:
+        _hokusai().authorizer.grants.rename(_workspace(), "registered_model", *changed)
     return response

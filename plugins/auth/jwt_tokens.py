@@ -30,7 +30,7 @@ class JwtVerifier:
             raise AuthenticationFailed("malformed")
         try:
             algorithm = jwt.get_unverified_header(token).get("alg")
-            if algorithm not in self.algorithms:
+            if not isinstance(algorithm, str) or algorithm not in self.algorithms:
                 raise AuthenticationFailed("invalid")
             key = self.secret if algorithm in _SYMMETRIC else self.public_key
             if not key:

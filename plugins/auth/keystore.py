@@ -21,6 +21,7 @@ from mlflow_hokusai.db.schema import api_keys
 from mlflow_hokusai.errors import BadRequest, Conflict, NotFound
 from mlflow_hokusai.plugins.auth import keys, scopes
 from mlflow_hokusai.settings import TIERS
+
 DEFAULT_SCOPES = (scopes.READ, scopes.WRITE)
 _KEY_ID = re.compile(r"[0-9a-f]{16}")
 MAX_EXPIRY_DAYS = 3650
@@ -55,7 +56,7 @@ class ApiKey:
     workspaces: str | None = None  # "a,b", "*" (all), or None (unbound)
 
     @classmethod
-    def from_row(cls, row) -> "ApiKey":
+    def from_row(cls, row) -> ApiKey:
         values = {f.name: getattr(row, f.name) for f in dataclasses.fields(cls)}
         values["scopes"] = tuple(row.scopes.split(","))
         values["revoked"] = bool(row.revoked)
@@ -235,7 +236,8 @@ class KeyStore:
         keeps working for the grace period, then expires (or is revoked at once).
         One transaction, and a key is rotated once: of two racing rotations, one
         gets a Conflict."""
-        if isinstance(grace_period_hours, bool) or not isinstance(grace_period_hours, (int, float)) \
+        if isinstance(grace_period_hours, bool) \
+                or not isinstance(grace_period_hours, (int, float)) \
                 or not math.isfinite(grace_period_hours) or not 0 <= grace_period_hours <= 24 * 90:
             raise BadRequest("grace_period_hours must be a number from 0 to 2160")
         old = self.get(key_id)

@@ -3,51 +3,41 @@ table, then the default (GET/HEAD need ``read``, every other method ``write``).
 
 Applied once per route template when the route table is built (see
 mlflow_hokusai.routes and plugins.auth.annotate), and to the path itself for a
-request no route matches. A route nobody listed is never public.
+request no route matches. A route nobody listed is never public. Plugins add
+their rules and public paths to their app's route table (``add_rule``,
+``add_public_path``); those come first, then the built-in ones below.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import itertools
 import os
 import re
 
+from mlflow_hokusai.mlflow_compat import READ_ONLY_POSTS, STATIC_PREFIX_ENV
 from mlflow_hokusai.plugins.auth.scopes import ADMIN, ALL, READ, WRITE
+from mlflow_hokusai.routes import Rule
 
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 ANY_METHOD = SAFE_METHODS | WRITE_METHODS | {"OPTIONS"}
 
-# GET/HEAD only, matched exactly. Plugins add their own public probes with
-# ``add_public_path`` (the health plugin's /health, /live, ...).
-PUBLIC_PATHS: set[str] = {"/", "/health", "/version"}
+# GET/HEAD only, matched exactly. Plugins add their own public probes to their
+# route table (the health plugin's /health, /live, ...).
+PUBLIC_PATHS = frozenset({"/", "/health", "/version"})
 # The UI's static files. Only plain relative file paths qualify (see _is_plain_file).
 PUBLIC_FILE_PREFIXES = ("/static-files/", "/build/")
 
 # MLflow's REST families, including the route MLflow registers without the
 # slash ("/api/2.0mlflow/experiments/search-datasets").
 _MLFLOW_API = r"/(?:api|ajax-api)/[23]\.0/?mlflow/"
-# POSTs that only read: searches and batch gets.
-_READ_ONLY_POSTS = (
-    "runs/search", "experiments/search", "experiments/search-datasets", "logged-models/search",
-    "registered-models/get-latest-versions", "datasets/search", "issues/search",
-    "prompt-optimization/jobs/search", "traces/search", "traces/batchGetInfos",
-    "traces/calculate-filter-correlation", "traces/metrics", "artifacts/presigned-download-url",
-)
-
-
-@dataclasses.dataclass(frozen=True)
-class Rule:
-    methods: frozenset[str]
-    pattern: re.Pattern
-    scope: str
 
 
 def _rule(methods, pattern: str, scope: str) -> Rule:
     return Rule(frozenset(methods), re.compile(pattern), scope)
 
 
-RULES: list[Rule] = [
+RULES: tuple[Rule, ...] = (
     _rule(ANY_METHOD, r"/api/keys(?:/.*)?", ADMIN),
     # Secrets of LLM providers, server-wide workspaces, and installing assistant
     # skills (code) are operator matters, not a model author's.
@@ -57,22 +47,13 @@ RULES: list[Rule] = [
     _rule({"POST"}, r"/ajax-api/3\.0/mlflow/assistant/skills/install", ADMIN),
     # MLflow's GraphQL schema has only queries (its "mutations" are searches).
     _rule({"POST"}, r"/graphql", READ),
-    _rule({"POST"}, _MLFLOW_API + "(?:" + "|".join(map(re.escape, _READ_ONLY_POSTS)) + ")", READ),
+    _rule({"POST"}, _MLFLOW_API + "(?:" + "|".join(map(re.escape, READ_ONLY_POSTS)) + ")", READ),
     _rule({"POST"}, r"/ajax-api/3\.0/jobs/search", READ),
-]
-
-
-def add_rule(methods, pattern: str, scope: str) -> None:
-    """For plugins: put a rule ahead of the others (first match wins)."""
-    RULES.insert(0, _rule(methods, pattern, scope))
-
-
-def add_public_path(path: str) -> None:
-    PUBLIC_PATHS.add(path)
+)
 
 
 def _static_prefix() -> str:
-    return os.environ.get("_MLFLOW_STATIC_PREFIX", "").rstrip("/")
+    return os.environ.get(STATIC_PREFIX_ENV, "").rstrip("/")
 
 
 def normalize(path: str) -> str:
@@ -89,13 +70,15 @@ def _is_plain_file(path: str, prefix: str) -> bool:
         not any(bad in rest for bad in ("..", "//", "\\", "%", "\x00"))
 
 
-def is_public(method: str, path: str, headers: dict[str, str]) -> bool:
+def is_public(method: str, path: str, headers: dict[str, str],
+              declared: set[str] | frozenset[str] = frozenset()) -> bool:
+    """``declared``: the public paths the app's plugins added."""
     if method == "OPTIONS":
         # A CORS preflight carries no credentials by design.
         return "access-control-request-method" in headers and "origin" in headers
     if method not in SAFE_METHODS:
         return False
-    if path in PUBLIC_PATHS:
+    if path in PUBLIC_PATHS or path in declared:
         return True
     # Only MLflow's UI moves under --static-prefix; Hokusai's routes do not.
     ui_path = normalize(path)
@@ -103,18 +86,19 @@ def is_public(method: str, path: str, headers: dict[str, str]) -> bool:
                                  for p in PUBLIC_FILE_PREFIXES)
 
 
-def _rule_scope(method: str, path: str) -> str:
-    for rule in RULES:
+def _rule_scope(method: str, path: str, declared) -> str:
+    for rule in itertools.chain(declared, RULES):
         if method in rule.methods and rule.pattern.fullmatch(path):
             return rule.scope
     return READ if method in SAFE_METHODS or method == "OPTIONS" else WRITE
 
 
-def required_scope(method: str, path: str) -> str:
+def required_scope(method: str, path: str, declared: list[Rule] | tuple = ()) -> str:
     """The stronger of the scopes the path needs as written and without the
-    static prefix: MLflow's routes move under the prefix, Hokusai's do not."""
-    needed = _rule_scope(method, path)
+    static prefix: MLflow's routes move under the prefix, Hokusai's do not.
+    ``declared``: the rules the app's plugins added (they come first)."""
+    needed = _rule_scope(method, path, declared)
     unprefixed = normalize(path)
     if unprefixed != path:  # only under --static-prefix: otherwise one walk suffices
-        needed = max(needed, _rule_scope(method, unprefixed), key=ALL.index)
+        needed = max(needed, _rule_scope(method, unprefixed, declared), key=ALL.index)
     return needed

@@ -1,13 +1,24 @@
 """Scopes, from weakest to strongest. A stronger scope includes the weaker ones:
-an ``admin`` key can also write and read, a ``write`` key can also read."""
+an ``admin`` key can also write and read, a ``write`` key can also read.
 
-READ, WRITE, ADMIN = "read", "write", "admin"
-ALL = (READ, WRITE, ADMIN)
+``evaluator`` is a ``write`` scope for an external evaluation service: the
+``benchmark_value`` tags its keys set count as verified benchmark values
+(plugins/benchmarks). It must be held by name (``vouches``): an ``admin`` key
+passes every scope check but does not vouch for a number it types."""
+
+READ, WRITE, EVALUATOR, ADMIN = "read", "write", "evaluator", "admin"
+ALL = (READ, WRITE, EVALUATOR, ADMIN)
+BOOTSTRAP = (READ, WRITE, ADMIN)  # the first admin key's
 _RANK = {scope: rank for rank, scope in enumerate(ALL)}
 
 
 def grants(held: frozenset[str] | set[str], needed: str) -> bool:
     return any(_RANK[scope] >= _RANK[needed] for scope in held if scope in _RANK)
+
+
+def vouches(held: frozenset[str] | set[str]) -> bool:
+    """Whether a benchmark value set with these scopes counts as verified."""
+    return EVALUATOR in held
 
 
 def parse(value: str | list | tuple) -> tuple[str, ...]:
@@ -22,4 +33,4 @@ def parse(value: str | list | tuple) -> tuple[str, ...]:
             scopes.append(name)
     if not scopes:
         raise ValueError("at least one scope is required")
-    return tuple(sorted(scopes, key=_RANK.get))
+    return tuple(sorted(scopes, key=_RANK.__getitem__))  # each is known (checked above)

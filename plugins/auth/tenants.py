@@ -19,6 +19,15 @@ HEADER = "x-mlflow-workspace"  # mlflow.utils.workspace_utils.WORKSPACE_HEADER_N
 DEFAULT = "default"  # mlflow.utils.workspace_utils.DEFAULT_WORKSPACE_NAME
 
 
+def current_workspace() -> str:
+    """The workspace of the request being served: MLflow's default one when
+    workspaces are off (as MLflow's own registry rows say) or outside a request."""
+    from mlflow_hokusai.pipeline import current_context
+
+    context = current_context.get()
+    return (context.notes.get("workspace") if context else None) or DEFAULT
+
+
 def may_enter(principal, workspace: str) -> bool:
     bound = principal.workspaces
     if bound is None:

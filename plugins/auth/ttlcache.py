@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 _MAX_ENTRIES = 50_000
 
@@ -16,7 +17,7 @@ class TtlCache:
         self._entries: dict = {}
         self._lock = threading.Lock()
 
-    def get(self, key) -> tuple[bool, object]:
+    def get(self, key) -> tuple[bool, Any]:  # each cache holds values of its own kind
         entry = self._entries.get(key)
         if entry is None or (self.ttl is not None and self.clock() - entry[0] > self.ttl):
             return False, None

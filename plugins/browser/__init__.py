@@ -10,7 +10,6 @@ from pathlib import Path
 
 import flask
 
-from mlflow_hokusai.plugins.auth import permissions
 from mlflow_hokusai.plugins.auth.scopes import ADMIN, READ
 from mlflow_hokusai.plugins.browser import pages
 from mlflow_hokusai.plugins.browser.csrf import CsrfStep, SameOrigin
@@ -19,6 +18,9 @@ from mlflow_hokusai.plugins.browser.sessions import Sessions, session_secret
 
 STATIC_DIR = Path(__file__).parent / "static"
 STATIC_PATH = LOGIN_PATH + "/static"
+# Installed after the limiter: its refusal hook (which may answer with the login
+# page and end the hooks) runs after the limiter counted the failed credential.
+NEEDS = ("ratelimit",)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,8 +43,8 @@ def init_app(flask_app: flask.Flask, hokusai) -> None:
     assets.add_app_template_filter(pages.when, "hokusai_time")  # app-wide: prefixed
     flask_app.register_blueprint(assets)
     for path in sorted(STATIC_DIR.iterdir()):
-        permissions.add_public_path(f"{STATIC_PATH}/{path.name}")
-    permissions.add_rule({"GET", "HEAD"}, views.KEYS_PAGE, ADMIN)
+        hokusai.routes.add_public_path(f"{STATIC_PATH}/{path.name}")
+    hokusai.routes.add_rule({"GET", "HEAD"}, views.KEYS_PAGE, ADMIN)
     flask_app.register_blueprint(views.blueprint)
 
     if not settings.sessions_enabled:
@@ -54,8 +56,8 @@ def init_app(flask_app: flask.Flask, hokusai) -> None:
     navigation = NavigationSteps(sessions)
     hokusai.pipeline.add(navigation.guard_ui, order=-19)
     hokusai.pipeline.on_refusal(navigation.on_refusal)
-    permissions.add_public_path(LOGIN_PATH)
-    permissions.add_public_path(login.LOGOUT_PATH)
+    hokusai.routes.add_public_path(LOGIN_PATH)
+    hokusai.routes.add_public_path(login.LOGOUT_PATH)
     # Logging in needs a valid key of any scope (the gate checks it).
-    permissions.add_rule({"POST"}, f"{LOGIN_PATH}|{login.LOGOUT_PATH}", READ)
+    hokusai.routes.add_rule({"POST"}, f"{LOGIN_PATH}|{login.LOGOUT_PATH}", READ)
     flask_app.register_blueprint(login.blueprint)

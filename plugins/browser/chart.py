@@ -43,7 +43,7 @@ def benchmark_chart(points: list[tuple[int, float | None, float | None]], metric
              f'<text class="tick" x="{PAD_LEFT - 6}" y="{HEIGHT - PAD_Y + 4}" '
              f'text-anchor="end">{_fmt(low)}</text>',
              '<polyline class="line" points="' + " ".join(f"{x},{y}" for x, y in coords) + '"/>']
-    for (version, value, gain), (x, y) in zip(shown, coords):
+    for (version, value, gain), (x, y) in zip(shown, coords, strict=True):
         change = f" ({gain:+.4g})" if gain is not None else ""
         parts.append(f'<circle class="point" cx="{x}" cy="{y}" r="4" data-version="{version}">'
                      f'<title>v{version}: {_fmt(value)}{change}</title></circle>')

@@ -13,7 +13,7 @@ import logging
 import flask
 
 from mlflow_hokusai.errors import BadRequest, CrossSiteRefused
-from mlflow_hokusai.pipeline import current_context, current_principal
+from mlflow_hokusai.pipeline import current_principal, request_context
 from mlflow_hokusai.plugins.auth.credentials import SESSION_COOKIE
 from mlflow_hokusai.plugins.browser.navigation import LOGIN_PATH, safe_next
 from mlflow_hokusai.plugins.browser.pages import no_store, page
@@ -38,7 +38,7 @@ def login():
     """The gate has verified the key in ``Authorization``; a page from another
     origin must not log a person in (to the attacker's key), so the same-origin
     rule applies here although the key is explicit."""
-    request = current_context.get().request
+    request = request_context().request
     if not _browser().same_origin.allows(request.headers.get("origin"), request):
         raise CrossSiteRefused()
     body = json_object(allowed={"next"})

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime
+from typing import TypeVar
 
 import flask
+import werkzeug.wrappers
 
 # The pages load scripts and styles from this server's own files only, never
 # inline, so an injected tag runs nothing; nothing may frame them.
@@ -12,7 +14,10 @@ CONTENT_SECURITY_POLICY = ("default-src 'self'; img-src 'self' data:; frame-ance
                            "form-action 'self'; base-uri 'none'")
 
 
-def no_store(response: flask.Response) -> flask.Response:
+ResponseT = TypeVar("ResponseT", bound=werkzeug.wrappers.Response)
+
+
+def no_store(response: ResponseT) -> ResponseT:
     """Pages and answers that show who is logged in (or a new key) are not cached."""
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -41,12 +41,12 @@ def index():
 
 
 def ranked_contributors(lineage: list[dict]) -> list[dict]:
-    """Contributors of one model by their summed improvement, best first."""
+    """Contributors of one model by their summed verified improvement, best first."""
     totals: dict[str, dict] = defaultdict(lambda: {"improvement": 0.0, "versions": []})
     for row in lineage:
         if row["contributor"]:
             entry = totals[row["contributor"]]
-            entry["improvement"] += row["improvement"] or 0.0
+            entry["improvement"] += row["improvement"] if row.get("verified") else 0.0
             entry["versions"].append(row["version"])
     return sorted(({"address": address, **entry} for address, entry in totals.items()),
                   key=lambda entry: (-entry["improvement"], entry["address"]))

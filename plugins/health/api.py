@@ -15,14 +15,15 @@ import flask
 import psutil
 
 import mlflow_hokusai
-from mlflow_hokusai.pipeline import current_principal
-from mlflow_hokusai.plugins.health import checks
+from mlflow_hokusai.pipeline import required_principal
+from mlflow_hokusai.plugins.health import checks, shapes
 from mlflow_hokusai.plugins.health.breaker import OPEN
 
 blueprint = flask.Blueprint("hokusai_health", __name__)
 _logger = logging.getLogger(__name__)
 STARTED = time.time()
 API_VERSION = "v1"
+SERVICE_NAME = "mlflow-hokusai"
 
 
 def _hokusai():
@@ -72,6 +73,8 @@ def _services(results) -> dict[str, str]:
                                           "artifacts_api", "circuit_breaker")]
     services = {"mlflow": overall({r.name: r for r in mlflow_checks}),
                 "database": "healthy" if results["database"].passed else "unhealthy"}
+    if _hokusai().engine.dialect.name == "postgresql":  # the reference's name for it
+        services["postgres"] = services["database"]
     services.update({name: probe() for name, probe in _hokusai().services.items()})
     return services
 
@@ -91,6 +94,7 @@ def health():
 
 
 @blueprint.get("/ready")
+@blueprint.get("/api/ready")
 def ready():
     results = evaluate()
     ready_ = all(r.passed for r in results.values() if r.critical)
@@ -103,6 +107,7 @@ def ready():
 
 
 @blueprint.get("/live")
+@blueprint.get("/api/live")
 def live():
     # Never touches a backend: a live process with a dead database is still alive.
     return {"alive": True, "uptime": round(time.time() - STARTED, 3),
@@ -141,11 +146,16 @@ def _mlflow_health(detailed: bool):
     status = overall(results)
     if not detailed:
         status = "healthy" if all(r.passed for r in results.values()) else "unhealthy"
-    body = {"status": status, "connected": results["connectivity"].passed,
-            "circuit_breaker_state": breaker.state, "circuit_breaker": breaker.snapshot(),
-            "checks": {name: _public(r) for name, r in results.items()}, "timestamp": _now()}
+    body = {"status": status, "mlflow_server": shapes.server_url(),
+            "connected": results["connectivity"].passed,
+            "circuit_breaker_state": shapes.reference_state(breaker.state),
+            "circuit_breaker": breaker.snapshot(),
+            "checks": {name: shapes.check_entry(r, _public(r)) for name, r in results.items()},
+            "timestamp": _now()}
     if detailed:
-        body["overall_health"] = status
+        body.update(overall_health=status != "unhealthy", overall_status=status,
+                    environment=shapes.environment(_hokusai().settings),
+                    tests=[shapes.test_entry(r) for r in results.values()])
     return _answer(body, status != "unhealthy" if detailed else status == "healthy")
 
 
@@ -166,7 +176,9 @@ def mlflow_health_detailed():
 def mlflow_connectivity():
     result = evaluate(["connectivity"])["connectivity"]
     status = {"pass": "connected", "timeout": "timeout"}.get(result.status, "error")
-    body = {"status": status, "response_time_ms": result.response_time_ms,
+    body = {"status": status, "mlflow_server": shapes.server_url(),
+            "response_code": shapes.status_code(result),
+            "response_time_ms": result.response_time_ms,
             "error": _public(result)["error"], "timestamp": _now()}
     return _answer(body, status == "connected")
 
@@ -176,8 +188,16 @@ def status():
     hokusai = _hokusai()
     results = evaluate(fresh=True)
     process = psutil.Process()
-    return {"status": overall(results), "version": mlflow_hokusai.__version__,
-            "environment": hokusai.settings.environment_name,
+    breaker = hokusai.breaker
+    return {"status": overall(results), "overall_health": overall(results),
+            "version": mlflow_hokusai.__version__, "api_version": API_VERSION,
+            "service_name": SERVICE_NAME, "environment": hokusai.settings.environment_name,
+            "mlflow": {"status": {"connected": results["connectivity"].passed,
+                                  "circuit_breaker_state": shapes.reference_state(breaker.state)},
+                       "circuit_breaker": {**breaker.snapshot(),
+                                           "state": shapes.reference_state(breaker.state)}},
+            "system_info": {"cpu_percent": psutil.cpu_percent(interval=None),
+                            "memory_percent": psutil.virtual_memory().percent},
             "uptime_seconds": round(time.time() - STARTED, 3),
             "services": _services(results),
             "checks": {name: r.to_dict() for name, r in results.items()},
@@ -192,7 +212,7 @@ def status():
 def reset_breaker():
     breaker = _hokusai().breaker
     previous = breaker.reset()
-    principal = current_principal()
+    principal = required_principal()
     _logger.warning("Circuit breaker reset by %s (was %s)", principal.label, previous)
     return {"message": "Circuit breaker reset", "previous_state": previous,
             "circuit_breaker_state": breaker.state, "reset_by": principal.username,

@@ -10,9 +10,10 @@ Every statement from a request or a health check reports success; a failure
 reports only when it says the database is unreachable or unavailable
 (``is_unavailability``): a statement the caller's own input made the database
 refuse (too many joins or bound parameters, say) is that request's error, and
-counting it would let any key holder open the breaker for everyone. After ``failure_threshold`` consecutive failures the breaker opens and
-the pipeline answers MLflow requests at once with 503 instead of letting each
-one wait on a dead database. After ``recovery_seconds`` it admits one probe at
+counting it would let any key holder open the breaker for everyone. After
+``failure_threshold`` consecutive failures the breaker opens and the pipeline
+answers MLflow requests at once with 503 instead of letting each one wait on a
+dead database. After ``recovery_seconds`` it admits one probe at
 a time (half-open) and closes after ``success_threshold`` successes in a row.
 Health checks are probes too, so a load balancer polling ``/ready`` closes it.
 """
@@ -23,7 +24,7 @@ import logging
 import math
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import sqlalchemy.event
 import sqlalchemy.exc
@@ -37,8 +38,19 @@ CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 # A probe that never reports (a request that touched no database) does not keep
 # the breaker half-open forever: another one is admitted after this long.
 _PROBE_TIMEOUT_SECONDS = 5.0
-# Threads whose statements the breaker ignores (plugins.audit.recorder's writer).
-BACKGROUND_THREADS = frozenset({"hokusai-audit"})
+# Threads whose statements the breaker ignores: the audit writer and serving's
+# supervisor, prediction log and batch jobs (plugins.serving), monitoring's
+# prediction recorder. They retry on
+# their own; counted, a poller failing every second through an outage kept the
+# breaker open (and every request refused) long after the database was back.
+BACKGROUND_THREADS = frozenset({"hokusai-audit", "hokusai-serving", "hokusai-prediction-log",
+                                "hokusai-monitoring"})
+BACKGROUND_THREAD_PREFIXES = ("hokusai-batch-",)
+
+
+def _in_background() -> bool:
+    name = threading.current_thread().name
+    return name in BACKGROUND_THREADS or name.startswith(BACKGROUND_THREAD_PREFIXES)
 # SQLSTATE classes and codes of an unavailable PostgreSQL: connection exception,
 # insufficient resources (too many connections, disk full, out of memory),
 # shutdown or start-up in progress, system/I-O error.
@@ -188,19 +200,22 @@ def watch_sqlalchemy(breaker: CircuitBreaker) -> Callable[[], None]:
     returns the function that stops it."""
 
     def on_error(context):
-        if context.is_pre_ping or threading.current_thread().name in BACKGROUND_THREADS:
+        if context.is_pre_ping or _in_background():
             return  # a pre-ping: the pool reconnects next, that attempt reports for itself
         if is_unavailability(context.sqlalchemy_exception, context.is_disconnect):
             breaker.record_failure()
 
     def on_success(conn, cursor, statement, parameters, context, executemany):
-        if threading.current_thread().name not in BACKGROUND_THREADS:
+        if not _in_background():
             breaker.record_success()
 
     listeners = (("handle_error", on_error), ("after_cursor_execute", on_success))
     for name, listener in listeners:
         sqlalchemy.event.listen(Engine, name, listener)
-    return lambda: [sqlalchemy.event.remove(Engine, *pair) for pair in listeners]
+    def remove() -> None:
+        for pair in listeners:
+            sqlalchemy.event.remove(Engine, *pair)
+    return remove
 
 
 class BreakerStep:

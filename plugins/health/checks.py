@@ -9,9 +9,11 @@ import dataclasses
 import os
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import sqlalchemy
+
+from mlflow_hokusai import mlflow_compat
 
 # Hung checks keep a thread until their backend answers; bounding the pool keeps
 # a dead backend from growing it, and waiting callers still time out.
@@ -34,10 +36,7 @@ class CheckResult:
         return dataclasses.asdict(self) | {"passed": self.passed}
 
 
-def _tracking_store():
-    from mlflow.server.handlers import _get_tracking_store
-
-    return _get_tracking_store()
+_tracking_store = mlflow_compat.server_tracking_store
 
 
 def mlflow_connectivity() -> None:
@@ -56,17 +55,14 @@ def experiments_api() -> None:
 
 
 def registry_api() -> None:
-    from mlflow.server.handlers import _get_model_registry_store
-
-    _get_model_registry_store().search_registered_models(max_results=1)
+    mlflow_compat.server_registry_store().search_registered_models(max_results=1)
 
 
 def artifacts_api() -> None:
     """List the root of the repository the server proxies to (or its default root)."""
     from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
-    root = os.environ.get("_MLFLOW_SERVER_ARTIFACT_DESTINATION") or \
-        os.environ.get("_MLFLOW_SERVER_ARTIFACT_ROOT")
+    root = next(filter(None, map(os.environ.get, mlflow_compat.ARTIFACT_ROOT_ENVS)), None)
     if not root or root.startswith("mlflow-artifacts:"):
         raise RuntimeError("no artifact location configured")
     get_artifact_repository(root).list_artifacts()
@@ -108,7 +104,7 @@ def _timed(run: Callable[[], None]) -> tuple[float, str | None]:
     try:
         run()
         return time.perf_counter() - started, None
-    except Exception as exc:  # a health check reports every failure, it never raises
+    except Exception as exc:  # noqa: BLE001 - a health check reports every failure, it never raises
         message = str(exc).splitlines()[0] if str(exc) else ""
         return time.perf_counter() - started, f"{type(exc).__name__}: {message}"[:300]
 
@@ -133,12 +129,15 @@ class Cached:
 
     def get(self) -> dict:
         if self._fresh():
+            assert self._results is not None
             return self._results
         if not self._refreshing.acquire(blocking=self._results is None):
+            assert self._results is not None  # else the acquire blocked
             return self._results  # another caller is refreshing
         try:
             if not self._fresh():
                 self._results, self._at = self._run(), self._clock()
+            assert self._results is not None
             return self._results
         finally:
             self._refreshing.release()

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import os
 
-from mlflow_hokusai.plugins.auth import permissions
 from mlflow_hokusai.serverdir import server_dir
+
+# It counts the breaker's transitions and the limiter's refusals (their senders).
+NEEDS = ("health", "ratelimit")
 
 
 def _multiprocess_dir(settings) -> str:
@@ -30,6 +32,9 @@ def init_app(flask_app, hokusai) -> None:
     from mlflow_hokusai.plugins.metrics import collectors, endpoint
 
     collectors.subscribe(flask_app, hokusai)
-    flask_app.add_url_rule("/metrics", endpoint="hokusai_metrics", view_func=endpoint.metrics)
-    if not hokusai.settings.metrics_require_auth:
-        permissions.add_public_path("/metrics")
+    # /api/metrics: the API reference's base URL is https://host/api.
+    for path in ("/metrics", "/api/metrics"):
+        flask_app.add_url_rule(path, endpoint=f"hokusai{path.replace('/', '_')}",
+                               view_func=endpoint.metrics)
+        if not hokusai.settings.metrics_require_auth:
+            hokusai.routes.add_public_path(path)

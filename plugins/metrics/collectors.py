@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import mlflow
+from blinker import ANY
 from prometheus_client import Counter, Gauge, Histogram
 
 import mlflow_hokusai
@@ -35,8 +36,6 @@ _STATE_VALUES = {"closed": 0, "half_open": 1, "open": 2}
 # each new label value is a new series in every worker's file, forever.
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 OTHER = "other"
-# Receivers are held here: blinker keeps only weak references by default.
-_receivers = []
 
 
 def request_labels(method: str, route: str, status: int) -> tuple[str, str, str]:
@@ -74,15 +73,16 @@ def subscribe(flask_app, hokusai) -> None:
     def on_audit_dropped(sender, count):
         AUDIT_DROPPED.inc(count)
 
-    for signal, receiver in ((signals.request_finished, on_request),
-                             (signals.rate_limited, on_rate_limited),
-                             (signals.rate_limit_storage_failed, on_storage_failed),
-                             (signals.audit_dropped, on_audit_dropped),
-                             (signals.auth_decided, on_auth),
-                             (signals.key_cache_used, on_cache),
-                             (signals.breaker_changed, on_breaker)):
-        signal.connect(receiver)
-        _receivers.append(receiver)
+    # Each from the app's own sender, so that another app's events are not counted.
+    for signal, receiver, sender in ((signals.request_finished, on_request, hokusai.pipeline),
+                                     (signals.audit_dropped, on_audit_dropped, ANY),
+                                     (signals.auth_decided, on_auth, hokusai.gate),
+                                     (signals.key_cache_used, on_cache, hokusai.gate),
+                                     (signals.breaker_changed, on_breaker, hokusai.breaker)):
+        hokusai.connect(signal, receiver, sender)
+    if hokusai.limiter is not None:
+        hokusai.connect(signals.rate_limited, on_rate_limited, hokusai.limiter)
+        hokusai.connect(signals.rate_limit_storage_failed, on_storage_failed, hokusai.limiter)
     BREAKER_STATE.set(_STATE_VALUES[hokusai.breaker.state])
     BUILD_INFO.labels(mlflow_hokusai.__version__, mlflow.__version__,
                       hokusai.settings.git_commit).set(1)

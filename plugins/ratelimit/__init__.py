@@ -3,6 +3,7 @@ lockout for addresses that keep presenting wrong credentials."""
 
 from __future__ import annotations
 
+from mlflow_hokusai import signals
 from mlflow_hokusai.plugins.health import checks
 from mlflow_hokusai.plugins.ratelimit.limiter import Limiter
 from mlflow_hokusai.plugins.ratelimit.policy import with_group
@@ -19,6 +20,7 @@ def init_app(flask_app, hokusai) -> None:
     pipeline.add(limiter.check_lockout, order=-5)
     pipeline.add(limiter.check_key, order=10)
     pipeline.on_refusal(limiter.count_failure)
+    hokusai.connect(signals.key_verified, limiter.mark_known, sender=hokusai.gate)
     hokusai.services["redis"] = limiter.service_state
     if limiter.external:
         # Without its storage a fail-closed server cannot serve: then it is critical.

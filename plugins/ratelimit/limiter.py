@@ -13,7 +13,8 @@ import dataclasses
 import logging
 import math
 import time
-from typing import Callable
+from collections.abc import Callable
+from typing import Any
 
 import limits
 from limits.errors import StorageError
@@ -75,7 +76,7 @@ class Lockout:
 def _storage(settings):
     uri = settings.rate_limit_storage_uri or \
         f"{SqliteFileStorage.STORAGE_SCHEME[0]}://{server_dir('limits')}/limits.db"
-    options = {"wrap_exceptions": True}
+    options: dict[str, Any] = {"wrap_exceptions": True}
     if uri.startswith("redis"):
         options |= {"key_prefix": settings.rate_limit_key_prefix,
                     "socket_connect_timeout": 0.5, "socket_timeout": 0.5}
@@ -97,7 +98,6 @@ class Limiter:
         self.lockout = limits.RateLimitItemPerSecond(1, settings.auth_lockout_seconds)
         self.public = limits.parse(settings.public_rate_limit)
         self._skip_until = 0.0
-        signals.key_verified.connect(self.mark_known)
 
     # -- storage access, with the fail-open / fail-closed decision in one place
 
@@ -123,7 +123,7 @@ class Limiter:
             return "disabled"
         try:
             return "healthy" if self.storage.check() else "unhealthy"
-        except Exception:  # a health probe reports, it never raises
+        except Exception:  # noqa: BLE001 - a health probe reports, it never raises
             return "unhealthy"
 
     def ping(self) -> None:
@@ -187,9 +187,9 @@ class Limiter:
         principal = context.principal
         if context.public or principal is None:
             return
-        request = context.request
         identity = principal.key_id or principal.label
         key_item = self.policy.key_limit(principal)
+        assert context.route is not None  # resolved by the first step
         route = self.policy.route_limit(context.route.rate_group)
         try:
             if route:

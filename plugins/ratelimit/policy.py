@@ -24,6 +24,10 @@ ROUTE_GROUPS: dict[str, list[tuple[frozenset[str], re.Pattern]]] = {
     "contributor_impact": [
         (frozenset({"GET"}), re.compile(r"(?:/api)?/models/contributors/[^/]+/impact")),
     ],
+    # Each runs a model in the sandbox: seconds of CPU per request.
+    "evaluation": [
+        (frozenset({"POST"}), re.compile(r"(?:/api)?/models/(?:evaluate|[^/]+/[^/]+/benchmark)")),
+    ],
 }
 
 
@@ -58,7 +62,9 @@ class Policy:
         return self.tiers.get(principal.tier or self.default_tier, self.tiers[self.default_tier])
 
     def route_limit(self, group: str | None) -> tuple[str, limits.RateLimitItem] | None:
-        item = self.routes.get(group) if group else None
+        if not group:
+            return None
+        item = self.routes.get(group)
         return (group, item) if item else None
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 
-READ_REPLICA_ENV = "_MLFLOW_SERVER_READ_REPLICA_BACKEND_STORE"
+from mlflow_hokusai.mlflow_compat import READ_REPLICA_ENV
 
 
 def _read_replica():
@@ -50,22 +50,13 @@ def init_app(flask_app, hokusai) -> None:
     Hokusai stores too, in the server process only: the server's own store
     registries and the in-process client's (which server code such as model
     registration from ``models:/`` URIs uses)."""
-    from mlflow.server import handlers
-    from mlflow.tracking._model_registry import utils as registry_utils
-    from mlflow.tracking._tracking_service import utils as tracking_utils
-
-    from mlflow_hokusai.plugins.auth import resources
+    from mlflow_hokusai.mlflow_compat import register_store_builders
     from mlflow_hokusai.plugins.auth.resources import READ
     from mlflow_hokusai.plugins.store import api
     from mlflow_hokusai.routes import Access
 
     for scheme in PLAIN_SCHEMES:
-        for registry in (handlers._tracking_store_registry,
-                         tracking_utils._tracking_store_registry):
-            registry.register(scheme, tracking_store)
-        for registry in (handlers._model_registry_store_registry,
-                         registry_utils._get_store_registry()):
-            registry.register(scheme, registry_store)
+        register_store_builders(scheme, tracking_store, registry_store)
     flask_app.register_blueprint(api.blueprint)
     for template, kind, locator in api.RESOURCES:
-        resources.declare("GET", template, Access(kind, READ, locator))
+        hokusai.routes.declare("GET", template, Access(kind, READ, locator))

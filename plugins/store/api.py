@@ -7,6 +7,7 @@ from __future__ import annotations
 import flask
 
 from mlflow_hokusai.errors import NotFound
+from mlflow_hokusai.plugins.auth.tenants import current_workspace
 from mlflow_hokusai.plugins.store import reader
 from mlflow_hokusai.plugins.store.access import read
 from mlflow_hokusai.values import version_number
@@ -41,12 +42,12 @@ def run_owner(run_id: str):
 
 @blueprint.get("/registered-models/<path:name>")
 def model_owner(name: str):
-    row = read(lambda session: reader.model(session, name))
+    row = read(lambda session: reader.model_owner(session, current_workspace(), name))
     return _answer("registered_model", name, row)
 
 
 @blueprint.get("/model-versions/<path:name>/<version>")
 def version_owner(name: str, version: str):
     number = version_number(version)
-    row = read(lambda session: reader.version(session, name, number))
+    row = read(lambda session: reader.version_owner(session, current_workspace(), name, number))
     return _answer("model_version", f"{name}/{version}", row)

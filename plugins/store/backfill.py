@@ -19,6 +19,7 @@ from mlflow_hokusai.db import migrate
 from mlflow_hokusai.db.schema import model_versions as V
 from mlflow_hokusai.db.schema import registered_models as M
 from mlflow_hokusai.db.schema import tokens as T
+from mlflow_hokusai.db.schema import version_owners as VO
 from mlflow_hokusai.plugins.store import tags, triggers
 
 _logger = logging.getLogger(__name__)
@@ -109,6 +110,7 @@ class _Parents:
             _logger.warning("Indexed %s:%s without its parent %s: no earlier version",
                             version.name, number, tagged)
         if explicit:
+            assert tagged is not None  # a number of this model's
             parent = tagged if tagged in self.live else self._of[tagged]
         else:
             parent = self.live[-1] if self.live else None
@@ -120,8 +122,8 @@ class _Parents:
 
 def _version_row(version, parsed: dict, parent: int | None, explicit: bool,
                  bound: bool) -> dict:
-    row = {"model_name": version.name, "version": version.version, "owner": version.user_id,
-           "owner_key_id": None, "created_at": version.creation_time, "run_id": version.run_id,
+    row = {"model_name": version.name, "version": version.version,
+           "created_at": version.creation_time, "run_id": version.run_id,
            "parent_version": parent, "parent_explicit": explicit,
            "token_id": None, "token_key": None,
            "contributed_at": version.creation_time if tags.CONTRIBUTOR in parsed else None,
@@ -148,8 +150,16 @@ def rebuild(session) -> int:
     versions = (session.query(SqlModelVersion)
                 .options(selectinload(SqlModelVersion.model_version_tags))
                 .order_by(SqlModelVersion.name, SqlModelVersion.version))
-    tokens, rows, parents = _Tokens(), [], {}
+    tokens, rows = _Tokens(), []
+    parents: dict[str, _Parents] = {}
+    owned = set(session.execute(sa.select(VO.c.workspace, VO.c.name, VO.c.version)).tuples())
+    owners = []
     for version in versions:
+        if (version.workspace, version.name, version.version) not in owned:
+            # Written before the triggers: MLflow's user_id is all there is.
+            owners.append({"workspace": version.workspace, "name": version.name,
+                           "version": version.version, "owner": version.user_id,
+                           "created_at": version.creation_time or 0})
         parsed = _tolerant(version.model_version_tags, tags.VERSION_TAGS)
         deleted = version.current_stage == STAGE_DELETED_INTERNAL
         parent, explicit = parents.setdefault(version.name, _Parents()).add(
@@ -157,12 +167,13 @@ def rebuild(session) -> int:
         if deleted:
             continue
         token_id = parsed.get(tags.TOKEN_ID)
-        bound = bool(token_id) and tokens.bind(version, token_id)
+        bound = tokens.bind(version, token_id) if token_id else False
         if token_id and not bound:
             _logger.warning("Indexed %s:%s without its token %s: another model holds one of "
                             "them", version.name, version.version, token_id)
         rows.append(_version_row(version, parsed, parent, explicit, bound))
-    for table, table_rows in ((M, model_rows), (V, rows), (T, list(tokens.rows.values()))):
+    for table, table_rows in ((M, model_rows), (V, rows), (T, list(tokens.rows.values())),
+                              (VO, owners)):
         if table_rows:
             session.execute(table.insert(), table_rows)
     _logger.info("Registry index rebuilt: %d model versions", len(rows))

@@ -4,10 +4,12 @@ The baseline of version v is the benchmark value of the latest earlier version
 of the same model that has one, else the token's baseline: the value of the
 earliest live version carrying the token that has a value (``token_baseline``).
 Both are read from what MLflow's rows hold now, never from when a tag was set,
-so the live index and its rebuild (backfill.py) give the same answers. Higher is better unless the version (else the
-model) is tagged ``benchmark_direction=lower``; improvement = value - baseline,
-sign flipped for lower-is-better. Deriving these on read costs one indexed
-lookup per version and can never go stale when an earlier version changes.
+so the live index and its rebuild (backfill.py) give the same answers. Higher
+is better unless the version (else the model) is tagged
+``benchmark_direction=lower``; improvement = value - baseline, sign flipped for
+lower-is-better, in decimal and rounded (deltaone.py). Deriving these on read
+costs one indexed lookup per version and can never go stale when an earlier
+version changes.
 """
 
 from __future__ import annotations
@@ -17,13 +19,12 @@ import sqlalchemy as sa
 from mlflow_hokusai.db.schema import model_versions as V
 from mlflow_hokusai.db.schema import registered_models as M
 from mlflow_hokusai.db.schema import tokens as T
+from mlflow_hokusai.plugins.store import deltaone
 from mlflow_hokusai.plugins.store.sql import first
 
 
 def improvement(value: float | None, baseline: float | None, direction: str | None):
-    if value is None or baseline is None:
-        return None
-    return baseline - value if direction == "lower" else value - baseline
+    return deltaone.difference(value, baseline, direction)
 
 
 def token_baseline(session, name: str, token_key: str):
@@ -42,9 +43,9 @@ class Scorer:
 
     def __init__(self, session):
         self.session = session
-        self._models: dict[str, tuple[str | None, float | None]] = {}
+        self._models: dict[str, tuple[str | None, tuple | None]] = {}
 
-    def _model(self, name: str) -> tuple[str | None, float | None]:
+    def _model(self, name: str) -> tuple[str | None, tuple | None]:
         if name not in self._models:
             row = first(self.session, sa.select(M.c.benchmark_direction, T.c.token_key)
                         .select_from(M.outerjoin(T, T.c.model_name == M.c.name))
@@ -52,20 +53,23 @@ class Scorer:
             baseline = token_baseline(self.session, name, row["token_key"]) \
                 if row and row["token_key"] else None
             self._models[name] = (row["benchmark_direction"] if row else None,
-                                  baseline["benchmark_value"] if baseline else None)
+                                  (baseline["version"], baseline["benchmark_value"])
+                                  if baseline else None)
         return self._models[name]
 
-    def _earlier_value(self, name: str, version: int) -> float | None:
+    def _earlier_value(self, name: str, version: int) -> tuple | None:
+        """(version, value) of the latest earlier version with a value."""
         return self.session.execute(
-            sa.select(V.c.benchmark_value).where(
+            sa.select(V.c.version, V.c.benchmark_value).where(
                 V.c.model_name == name, V.c.version < version, V.c.benchmark_value.is_not(None))
-            .order_by(V.c.version.desc()).limit(1)).scalar()
+            .order_by(V.c.version.desc()).limit(1)).first()
 
-    def _scored(self, row, earlier: float | None) -> dict:
+    def _scored(self, row, earlier: tuple | None) -> dict:
         direction, token_baseline = self._model(row["model_name"])
         direction = row["benchmark_direction"] or direction or "higher"
-        baseline = token_baseline if earlier is None else earlier
+        base_version, baseline = (token_baseline if earlier is None else earlier) or (None, None)
         return {**row, "direction": direction, "baseline_value": baseline,
+                "baseline_version": base_version,
                 "improvement": improvement(row["benchmark_value"], baseline, direction)}
 
     def score(self, row) -> dict:
@@ -80,5 +84,5 @@ class Scorer:
                 earlier = self._earlier_value(row["model_name"], row["version"])
             scored.append(self._scored(row, earlier))
             if row["benchmark_value"] is not None:
-                earlier = row["benchmark_value"]
+                earlier = (row["version"], row["benchmark_value"])
         return scored

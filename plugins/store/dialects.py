@@ -12,20 +12,13 @@ import sqlalchemy as sa
 
 from mlflow_hokusai.plugins.store.refusals import PREFIX
 
+
 class Postgres:
     """Runs a new version's trigger at commit (deferred), where one INSERT reads
     all its tags; their own triggers, earlier, find no index row and skip."""
 
     name = "postgresql"
     now_ms = "CAST(extract(epoch FROM clock_timestamp()) * 1000 AS BIGINT)"
-
-    @staticmethod
-    def char(code: int) -> str:
-        return f"chr({code})"
-
-    @staticmethod
-    def position(needle: str, text: str) -> str:
-        return f"strpos({text}, {needle})"
 
     real = "DOUBLE PRECISION"
 
@@ -87,7 +80,7 @@ class Postgres:
     @classmethod
     def _branches(cls, branches) -> str:
         """The first branch whose condition holds (None: always)."""
-        parts = []
+        parts: list[str] = []
         for condition, statements in branches:
             code = ";\n".join(statements(cls)) + ";"
             if condition is None:
@@ -126,14 +119,6 @@ class Sqlite:
 
     name = "sqlite"
     now_ms = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
-
-    @staticmethod
-    def char(code: int) -> str:
-        return f"char({code})"
-
-    @staticmethod
-    def position(needle: str, text: str) -> str:
-        return f"instr({text}, {needle})"
 
     real = "REAL"
 

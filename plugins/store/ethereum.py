@@ -19,7 +19,9 @@ def checksum_address(address: str) -> str:
     """The EIP-55 spelling of a well-formed address."""
     digits = address[2:].lower()
     digest = keccak(digits.encode("ascii")).hex()
-    return "0x" + "".join(c.upper() if int(d, 16) >= 8 else c for c, d in zip(digits, digest))
+    # The hash has more digits than the address: only the first 40 count.
+    cased = (c.upper() if int(d, 16) >= 8 else c for c, d in zip(digits, digest, strict=False))
+    return "0x" + "".join(cased)
 
 
 def normalize_address(address: str) -> str:

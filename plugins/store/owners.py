@@ -10,13 +10,12 @@ import contextlib
 import contextvars
 import dataclasses
 
-from mlflow.store.model_registry.dbmodels.models import SqlModelVersion
 from mlflow.utils.time import get_current_time_millis
-from sqlalchemy import event
+from mlflow.utils.workspace_utils import DEFAULT_WORKSPACE_NAME as DEFAULT_WORKSPACE
 
+from mlflow_hokusai import mlflow_compat
 from mlflow_hokusai.db import schema
 from mlflow_hokusai.pipeline import current_principal
-from mlflow_hokusai.plugins.store.triggers import OWNER_SEPARATOR
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,13 +24,11 @@ class Owner:
     key_id: str | None
 
     @classmethod
-    def current(cls) -> "Owner":
+    def current(cls) -> Owner:
         principal = current_principal()
         if principal is not None:
             return cls(principal.username, principal.key_id)
-        from mlflow.tracking.context.default_context import _get_user
-
-        return cls(_get_user(), None)
+        return cls(mlflow_compat.local_user(), None)
 
     def columns(self) -> dict:
         return {"owner": self.name, "owner_key_id": self.key_id}
@@ -43,37 +40,62 @@ def record(session, resource_type: str, resource_id: str, owner: Owner) -> None:
         created_at=get_current_time_millis(), **owner.columns()))
 
 
-def model_created(session, name: str, owner: Owner) -> None:
-    """The model's index row is the trigger's; who created it only Python knows."""
-    session.execute(schema.registered_models.update()
-                    .where(schema.registered_models.c.name == name).values(**owner.columns()))
+def model_created(session, created: list, name: str, owner: Owner) -> None:
+    """Who created the model, in the workspace MLflow put it in (``created``
+    holds MLflow's new row). A record left by a model of the same name deleted
+    outside the server gives way."""
+    from mlflow.store.model_registry.dbmodels.models import SqlRegisteredModel
+
+    workspace = next((row.workspace for row in created if isinstance(row, SqlRegisteredModel)),
+                     DEFAULT_WORKSPACE)
+    table = schema.model_owners
+    session.execute(table.delete().where(table.c.workspace == workspace, table.c.name == name))
+    session.execute(table.insert().values(workspace=workspace, name=name,
+                                          created_at=get_current_time_millis(),
+                                          **owner.columns()))
 
 
-# A version's creator travels in the INSERT MLflow sends anyway: its user_id
-# column gets "name<separator>key id", which the version trigger splits, keeping
-# only the name there (triggers.py). Recording it separately cost a round trip.
-_version_stamp: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+def model_changed(session, workspace: str, name: str, new_name: str | None) -> None:
+    """A renamed model's record follows it; a deleted one's goes with it."""
+    table = schema.model_owners
+    where = (table.c.workspace == workspace, table.c.name == name)
+    if new_name:
+        session.execute(table.update().where(*where).values(name=new_name))
+    else:
+        session.execute(table.delete().where(*where))
+
+
+# A version's creator: MLflow's user_id column gets the principal's plain name,
+# in the INSERT MLflow sends anyway (MLflow's own create_model_version leaves it
+# empty; its clients and UI show it). A trigger copies it into
+# hokusai_version_owners (triggers.py); the key id goes there alone, written by
+# version_key_id in the same transaction. Nothing is written into MLflow's rows
+# afterwards, and they never hold anything but the name.
+_version_user: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "hokusai_version_owner", default=None)
-_USER_ID_LENGTH = SqlModelVersion.user_id.type.length
+mlflow_compat.supply_model_version_user_id(_version_user.get)
 
 
 @contextlib.contextmanager
 def version_owner(owner: Owner):
-    """Model versions constructed inside the block are stamped with ``owner``."""
-    stamp = owner.name
-    if owner.name is not None and owner.key_id:
-        stamp = f"{owner.name}{OWNER_SEPARATOR}{owner.key_id}"
-        if len(stamp) > _USER_ID_LENGTH:  # too long to carry the key id: keep the name
-            stamp = owner.name
-    token = _version_stamp.set(stamp)
+    """Model versions constructed inside the block get ``owner``'s name as user_id."""
+    token = _version_user.set(owner.name)
     try:
         yield
     finally:
-        _version_stamp.reset(token)
+        _version_user.reset(token)
 
 
-@event.listens_for(SqlModelVersion, "init")
-def _stamp(target, args, kwargs) -> None:
-    stamp = _version_stamp.get()
-    if stamp is not None:
-        kwargs["user_id"] = stamp
+def version_key_id(session, created: list, owner: Owner) -> None:
+    """The creator's key id, on the owner row the version trigger just wrote
+    (``created`` holds MLflow's new version row)."""
+    if not owner.key_id:
+        return
+    from mlflow.store.model_registry.dbmodels.models import SqlModelVersion
+
+    table = schema.version_owners
+    for row in created:
+        if isinstance(row, SqlModelVersion):
+            session.execute(table.update().where(
+                table.c.workspace == row.workspace, table.c.name == row.name,
+                table.c.version == row.version).values(owner_key_id=owner.key_id))

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from mlflow_hokusai.db.schema import model_owners as MO
 from mlflow_hokusai.db.schema import model_versions as V
 from mlflow_hokusai.db.schema import owners as O
 from mlflow_hokusai.db.schema import registered_models as M
 from mlflow_hokusai.db.schema import tokens as T
+from mlflow_hokusai.db.schema import version_owners as VO
 from mlflow_hokusai.plugins.store.contributions import Scorer, token_baseline
 from mlflow_hokusai.plugins.store.sql import first
 
@@ -44,6 +46,17 @@ def model(session, name: str):
     return first(session, sa.select(M).where(M.c.name == name))
 
 
+def model_owner(session, workspace: str, name: str):
+    return first(session, sa.select(MO).where(MO.c.workspace == workspace, MO.c.name == name))
+
+
+def version_owner(session, workspace: str, name: str, number: int):
+    """Who created a live version (hokusai_version_owners: none for a deleted one)."""
+    live = sa.exists().where(V.c.model_name == name, V.c.version == number)
+    return first(session, sa.select(VO).where(VO.c.workspace == workspace, VO.c.name == name,
+                                              VO.c.version == number, live))
+
+
 def version(session, name: str, number: int) -> dict | None:
     row = first(session, sa.select(V).where(V.c.model_name == name, V.c.version == number))
     return Scorer(session).score(row) if row else None
@@ -66,16 +79,9 @@ def version_summary(session, name: str) -> tuple[int, int | None]:
     return count, latest
 
 
-def cumulative_improvement(session, name: str) -> float:
-    """The sum of every version's improvement over its baseline: how far the
-    model has come since its token's baseline (one pass over its versions)."""
-    return sum(row["improvement"] or 0.0 for row in versions(session, name))
-
-
 def mlflow_states(session, name: str, numbers: list[int]) -> dict[int, dict]:
     """MLflow's stage and aliases of some versions of a model, by key."""
-    from mlflow.store.model_registry.dbmodels.models import (SqlModelVersion,
-                                                             SqlRegisteredModelAlias)
+    from mlflow.store.model_registry.dbmodels.models import SqlModelVersion, SqlRegisteredModelAlias
 
     states = {version: {"stage": stage, "aliases": []} for version, stage in session.execute(
         sa.select(SqlModelVersion.version, SqlModelVersion.current_stage).where(
@@ -99,7 +105,8 @@ def contributions(session, address: str) -> list[dict]:
 
 def ancestors(session, name: str, number: int, limit: int = 100) -> list[dict]:
     """The parent chain of a version, nearest first (unscored)."""
-    chain, parent = [], session.execute(sa.select(V.c.parent_version).where(
+    chain: list[dict] = []
+    parent = session.execute(sa.select(V.c.parent_version).where(
         V.c.model_name == name, V.c.version == number)).scalar()
     while parent is not None and len(chain) < limit:
         row = first(session, sa.select(V).where(V.c.model_name == name, V.c.version == parent))
@@ -119,8 +126,7 @@ def run_lineage(tracking_session, run_id: str | None) -> dict | None:
     """A source run's experiment and logged dataset inputs, from MLflow's own
     tables by primary key and index (on the tracking store's session: the runs
     may live in another database than the registry)."""
-    from mlflow.store.tracking.dbmodels.models import (SqlDataset, SqlExperiment, SqlInput,
-                                                       SqlRun)
+    from mlflow.store.tracking.dbmodels.models import SqlDataset, SqlExperiment, SqlInput, SqlRun
 
     if not run_id:
         return None

@@ -21,7 +21,6 @@ from mlflow_hokusai.db.schema import tokens as T
 from mlflow_hokusai.plugins.store import tags
 from mlflow_hokusai.plugins.store.sql import first
 
-
 PREFIX = "hokusai:"  # a refusal's whole message: this prefix and a code
 _REFUSAL = re.compile(re.escape(PREFIX) + r"([a-z_]+)")
 

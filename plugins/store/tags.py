@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
+from typing import Any
 
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
@@ -84,9 +86,10 @@ def parse_metric(value: str) -> str:
     return value
 
 
-_PARSERS = {TOKEN_ID: parse_token_id, BENCHMARK_METRIC: parse_metric,
-            BENCHMARK_VALUE: parse_number, BENCHMARK_DIRECTION: parse_direction,
-            CONTRIBUTOR: parse_contributor, PARENT_VERSION: parse_parent}
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    TOKEN_ID: parse_token_id, BENCHMARK_METRIC: parse_metric,
+    BENCHMARK_VALUE: parse_number, BENCHMARK_DIRECTION: parse_direction,
+    CONTRIBUTOR: parse_contributor, PARENT_VERSION: parse_parent}
 
 
 def parse(key: str, value: str):

@@ -15,10 +15,11 @@ from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 from mlflow.store.tracking.sqlalchemy_workspace_store import WorkspaceAwareSqlAlchemyStore
 from mlflow.utils.mlflow_tags import MLFLOW_USER
 
+from mlflow_hokusai.mlflow_compat import TrackingStoreBase, TrackingStoreHooks
 from mlflow_hokusai.pipeline import current_principal
-from mlflow_hokusai.plugins.auth import visibility
 from mlflow_hokusai.plugins.artifacts import confinement
 from mlflow_hokusai.plugins.artifacts.locations import InvalidLocation
+from mlflow_hokusai.plugins.auth import visibility
 from mlflow_hokusai.plugins.store import backfill, owners, transactions
 from mlflow_hokusai.plugins.store.owners import Owner
 
@@ -31,7 +32,7 @@ def _record_created(kind: type, resource_type: str, id_attribute: str, owner: Ow
     return transactions.upkeep(work)
 
 
-class HokusaiTrackingMixin:
+class HokusaiTrackingMixin(TrackingStoreBase):
     hokusai_index = True  # what the Hokusai endpoints look for
 
     _hokusai_ready = False  # gets made while MLflow builds the store are not judged
@@ -58,7 +59,7 @@ class HokusaiTrackingMixin:
             return super().search_runs(*args, **kwargs)
 
     def search_traces(self, *args, **kwargs):
-        with visibility.searching():  # through _filter_experiment_ids below
+        with visibility.searching():  # through hokusai_filter_experiment_ids below
             return super().search_traces(*args, **kwargs)
 
     def search_logged_models(self, experiment_ids, *args, **kwargs):
@@ -66,12 +67,12 @@ class HokusaiTrackingMixin:
             experiment_ids = visibility.visible_experiment_ids(session, experiment_ids)
         return super().search_logged_models(experiment_ids, *args, **kwargs)
 
-    def _experiment_where_clauses(self):
+    # MLflow's private hooks reach these through mlflow_compat.TrackingStoreHooks.
+    def hokusai_experiment_clauses(self):
         clause = visibility.experiment_clause(SqlExperiment.experiment_id)
-        return [*super()._experiment_where_clauses(), *([] if clause is None else [clause])]
+        return [] if clause is None else [clause]
 
-    def _filter_experiment_ids(self, session, experiment_ids, lifecycle_stage=None):
-        experiment_ids = super()._filter_experiment_ids(session, experiment_ids, lifecycle_stage)
+    def hokusai_filter_experiment_ids(self, session, experiment_ids):
         return visibility.visible_experiment_ids(session, experiment_ids)
 
     def get_experiment(self, experiment_id):
@@ -129,18 +130,19 @@ def _keep_principal_tag(store, run_id, tags) -> None:
             "changed or deleted")
 
 
-class _PrincipalTagMixin:
+class _PrincipalTagMixin(TrackingStoreBase):
     def set_tag(self, run_id, tag):
         _keep_principal_tag(self, run_id, [tag])
         return super().set_tag(run_id, tag)
 
-    def _set_tags(self, run_id, tags):  # set-tags and log-batch
+    def hokusai_setting_tags(self, run_id, tags):  # set-tags and log-batch
         _keep_principal_tag(self, run_id, tags)
-        return super()._set_tags(run_id, tags)
 
     def delete_tag(self, run_id, key):
         if key == MLFLOW_USER:
-            _keep_principal_tag(self, run_id, [RunTag(MLFLOW_USER, None)])
+            # None: no value equals it, so the deletion counts as a change.
+            _keep_principal_tag(self, run_id,
+                                [RunTag(MLFLOW_USER, None)])  # type: ignore[arg-type]
         return super().delete_tag(run_id, key)
 
 
@@ -149,4 +151,5 @@ def tracking_store_class(workspaces: bool | None = None) -> type:
     """Hokusai's rules on the same base class MLflow itself would pick."""
     workspaces = MLFLOW_ENABLE_WORKSPACES.get() if workspaces is None else workspaces
     base = WorkspaceAwareSqlAlchemyStore if workspaces else SqlAlchemyStore
-    return type("HokusaiTrackingStore", (HokusaiTrackingMixin, _PrincipalTagMixin, base), {})
+    return type("HokusaiTrackingStore",
+                (HokusaiTrackingMixin, _PrincipalTagMixin, TrackingStoreHooks, base), {})

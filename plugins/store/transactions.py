@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from typing import Callable
+from collections.abc import Callable
 
 from sqlalchemy import event
 from sqlalchemy.orm import Session
@@ -65,7 +65,7 @@ class SameTransaction:
             try:
                 yield session
                 session.flush()
-                work(session, _created.get())
+                work(session, _created.get() or [])  # set just above
             finally:
                 _created.reset(token)
 

@@ -20,7 +20,8 @@ import dataclasses
 import functools
 import logging
 import re
-from typing import Callable
+from collections.abc import Callable
+from typing import Any
 
 import sqlalchemy as sa
 from mlflow.entities.model_registry.model_version_stages import STAGE_DELETED_INTERNAL
@@ -30,13 +31,10 @@ from mlflow_hokusai.plugins.store.dialects import DIALECTS
 
 _logger = logging.getLogger(__name__)
 
-VERSION = 5  # bump when a trigger changes: install() then replaces the older set
+VERSION = 6  # bump when a trigger changes: install() then replaces the older set
 PREFIX = f"hokusai_v{VERSION}_"
 V, T, M = "hokusai_model_versions", "hokusai_tokens", "hokusai_registered_models"
-
-# The store passes the principal's key id to the version trigger inside MLflow's
-# own user_id value, after this separator; the trigger keeps only the name there.
-OWNER_SEPARATOR = "\x1f"  # chr(31): never part of a principal's name
+VO = "hokusai_version_owners"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,8 +78,10 @@ def _release_tokens(name: str) -> str:
 # -- how the index reads a tag's value ---------------------------------------------
 @dataclasses.dataclass(frozen=True)
 class Reading:
-    valid: Callable[[type, str], str]  # (dialect, raw value) -> condition
-    value: Callable[[type, str], str]  # (dialect, valid raw value) -> the indexed value
+    # (a dialect class of dialects.py, raw value) -> condition
+    valid: Callable[[Any, str], str]
+    # (a dialect class of dialects.py, valid raw value) -> the indexed value
+    value: Callable[[Any, str], str]
 
 
 _READINGS = {
@@ -232,8 +232,6 @@ def _version_created(d):
     """The version's whole index row, from its tags as they are when this runs: at
     commit on PostgreSQL (deferred), so one INSERT instead of one UPDATE per tag;
     before MLflow inserts the tags on SQLite, whose tag triggers then fill it in."""
-    split = d.position(d.char(ord(OWNER_SEPARATOR)), "NEW.user_id")
-    owner = f"CASE WHEN {split} > 0 THEN substr(NEW.user_id, 1, {split} - 1) ELSE NEW.user_id END"
     column = {key: f"t.{key}" for key in _VERSION_TAGS}
     pivot = ", ".join(f"max(CASE WHEN key = '{key}' THEN value END) AS {key}"
                       for key in _VERSION_TAGS)
@@ -245,11 +243,10 @@ def _version_created(d):
     parent_tag = _tag_of(tags.PARENT_VERSION)
     indexed_token = f"(SELECT token_id FROM {V} WHERE {_version('NEW')})"
     return [
-        f"INSERT INTO {V} (model_name, version, owner, owner_key_id, created_at, run_id, "
+        f"INSERT INTO {V} (model_name, version, created_at, run_id, "
         f"parent_version, parent_explicit, token_id, token_key, benchmark_metric, "
         f"benchmark_value, benchmark_direction, contributor, contributed_at) "
-        f"SELECT NEW.name, NEW.version, {owner}, "
-        f"CASE WHEN {split} > 0 THEN substr(NEW.user_id, {split} + 1) END, NEW.creation_time, "
+        f"SELECT NEW.name, NEW.version, NEW.creation_time, "
         f"NEW.run_id, COALESCE({parent}, {_previous('NEW')}), ({parent} IS NOT NULL), "
         f"{token}, lower({token}), {read(tags.BENCHMARK_METRIC)}, "
         f"{read(tags.BENCHMARK_VALUE)}, {read(tags.BENCHMARK_DIRECTION)}, {address}, "
@@ -269,10 +266,18 @@ def _version_created(d):
                                      f"(SELECT parent_version FROM {V} WHERE {_version('NEW')} "
                                      f"AND parent_explicit), 0) END"),
             *_token_binding(d, "NEW", indexed_token)]),
-        *d.only_if(f"{split} > 0", [
-            f"UPDATE model_versions SET user_id = {owner} WHERE workspace = NEW.workspace "
-            f"AND name = NEW.name AND version = NEW.version AND {split} > 0"]),
     ]
+
+
+def _version_owner(d):
+    """Who created the version: MLflow's own user_id (the principal's plain name
+    under Hokusai, what the writer set otherwise), at once rather than at commit,
+    so that the store can add the principal's key id in the same transaction
+    (owners.py). Only Hokusai's table is written: MLflow's row is left as is."""
+    where = "workspace = NEW.workspace AND name = NEW.name AND version = NEW.version"
+    return [f"DELETE FROM {VO} WHERE {where}",  # a model of the name deleted outside
+            f"INSERT INTO {VO} (workspace, name, version, owner, created_at) "
+            f"VALUES (NEW.workspace, NEW.name, NEW.version, NEW.user_id, NEW.creation_time)"]
 
 
 def _version_deleted(d):
@@ -299,14 +304,19 @@ def _model_created(d):
                                         "SELECT NEW.name, NEW.creation_time")]
 
 
+_OF_MODEL = "workspace = OLD.workspace AND name = OLD.name"  # a version owner's model
+
+
 def _model_renamed(d):
-    return [f"UPDATE {table} SET {column} = NEW.name WHERE {column} = OLD.name"
-            for table, column in ((V, "model_name"), (T, "model_name"), (M, "name"))]
+    return [*(f"UPDATE {table} SET {column} = NEW.name WHERE {column} = OLD.name"
+              for table, column in ((V, "model_name"), (T, "model_name"), (M, "name"))),
+            f"UPDATE {VO} SET name = NEW.name WHERE {_OF_MODEL}"]
 
 
 def _model_deleted(d):
-    return [f"DELETE FROM {table} WHERE {column} = OLD.name"
-            for table, column in ((V, "model_name"), (T, "model_name"), (M, "name"))]
+    return [*(f"DELETE FROM {table} WHERE {column} = OLD.name"
+              for table, column in ((V, "model_name"), (T, "model_name"), (M, "name"))),
+            f"DELETE FROM {VO} WHERE {_OF_MODEL}"]
 
 
 def _model_direction(d, row, value):
@@ -322,6 +332,7 @@ TRIGGERS: list[Trigger] = [
                    {tags.BENCHMARK_DIRECTION: _model_direction}),
     Trigger(f"{PREFIX}version_created", "model_versions", ("INSERT",), "", _version_created,
             deferred=True),
+    Trigger(f"{PREFIX}version_owner", "model_versions", ("INSERT",), "", _version_owner),
     Trigger(f"{PREFIX}version_deleted", "model_versions", ("UPDATE OF current_stage",),
             f"NEW.current_stage = '{STAGE_DELETED_INTERNAL}' "
             f"AND COALESCE(OLD.current_stage, '') <> '{STAGE_DELETED_INTERNAL}'",

@@ -3,7 +3,6 @@ the registry index the stores keep (plugins/store)."""
 
 from __future__ import annotations
 
-
 from mlflow_hokusai.plugins.auth import resources
 from mlflow_hokusai.routes import Access
 
@@ -12,9 +11,9 @@ def init_app(flask_app, hokusai) -> None:
     from mlflow_hokusai.plugins.tokens.views import blueprint
 
     # A model's lineage is read from its registered model (the path names it).
-    resources.declare("GET", "/models/<model_id>/lineage",
-                      Access("registered_model", resources.READ, "model_id"))
-    resources.declare("GET", "/models/<model_name>/<version>/lineage",
-                      Access("registered_model", resources.READ, "model_name"))
+    hokusai.routes.declare("GET", "/models/<model_id>/lineage",
+                           Access("registered_model", resources.READ, "model_id"))
+    hokusai.routes.declare("GET", "/models/<model_name>/<version>/lineage",
+                           Access("registered_model", resources.READ, "model_name"))
 
     flask_app.register_blueprint(blueprint)

@@ -4,10 +4,11 @@ the requests and document the routes in /api/openapi.json)."""
 from __future__ import annotations
 
 import datetime
-from typing import Annotated, Optional
+from typing import Annotated
 
 import pydantic
 
+from mlflow_hokusai.plugins.benchmarks.schemas import BenchmarkSpec
 from mlflow_hokusai.plugins.store import tags
 from mlflow_hokusai.plugins.store.ethereum import InvalidAddress, normalize_address
 from mlflow_hokusai.rest import BodyModel, QueryModel
@@ -31,9 +32,19 @@ class RegisterTokenized(BodyModel):
     token_id: TokenId
     metric_name: NonEmpty
     baseline_value: FiniteNumber
-    contributor_address: Optional[str] = None
-    description: Optional[str] = None
-    tags: Optional[dict[str, str]] = None
+    contributor_address: str | None = None
+    description: str | None = None
+    tags: dict[str, str] | None = None
+    benchmark: BenchmarkSpec | None = pydantic.Field(
+        None, description="The token's benchmark (needs MANAGE on an existing model); "
+        "its metric must be `metric_name`")
+
+    @pydantic.model_validator(mode="after")
+    def _same_metric(self):
+        if self.benchmark is not None and self.benchmark.metric != self.metric_name:
+            raise ValueError(f"benchmark.metric {self.benchmark.metric!r} differs from "
+                             f"metric_name {self.metric_name!r}")
+        return self
 
     @pydantic.field_validator("contributor_address")
     @classmethod
@@ -55,6 +66,8 @@ class RegisterTokenized(BodyModel):
 
 
 class Registered(pydantic.BaseModel):
+    benchmark_digest: str | None = pydantic.Field(
+        None, description="SHA-256 of the stored benchmark dataset, when one was given")
     model_name: str
     version: int
     token_id: str
@@ -67,7 +80,7 @@ class Registered(pydantic.BaseModel):
 
 class Page(QueryModel):
     max_results: Annotated[int, pydantic.Field(ge=1, le=1000)] = 100
-    page_token: Optional[str] = pydantic.Field(
+    page_token: str | None = pydantic.Field(
         None, description="next_page_token of the previous page")
 
 
@@ -75,40 +88,49 @@ class TokenVersion(pydantic.BaseModel):
     version: int
     stage: str
     aliases: list[str]
-    benchmark_value: Optional[float]
-    run_id: Optional[str]
+    benchmark_value: float | None
+    run_id: str | None
     created_at: datetime.datetime
 
 
 class ByToken(pydantic.BaseModel):
     token_id: str
     model_name: str
-    metric_name: Optional[str]
-    baseline_value: Optional[float]
+    metric_name: str | None
+    baseline_value: float | None
     versions: list[TokenVersion]
-    next_page_token: Optional[str]
+    next_page_token: str | None
 
 
 class LineageEntry(pydantic.BaseModel):
     version: int
     metrics: dict[str, float]
     created_at: datetime.datetime
-    contributor: Optional[str]
-    improvement: Optional[float]
+    contributor: str | None
+    improvement: float | None
+    delta_one: float | None  # improvement in percentage points
+    address_verified: bool  # the contributor was set by a principal that proved it, or admin
+    value_verified: bool = pydantic.Field(
+        description="The benchmark value was measured by the registry, or set by an "
+        "`evaluator` key")
+    verified: bool = pydantic.Field(
+        description="The improvement counts toward totals: this value and the one it is "
+        "measured from are both verified")
 
 
 class ModelLineage(pydantic.BaseModel):
     model_id: str
     lineage: list[LineageEntry]
     total_versions: int
-    latest_version: Optional[int]
+    latest_version: int | None
     cumulative_improvement: float
-    next_page_token: Optional[str]
+    cumulative_delta_one: float
+    next_page_token: str | None
 
 
 class ParentVersion(pydantic.BaseModel):
     version: int
-    run_id: Optional[str]
+    run_id: str | None
     created_at: datetime.datetime
 
 
@@ -121,31 +143,45 @@ class Dataset(pydantic.BaseModel):
 
 class Experiment(pydantic.BaseModel):
     experiment_id: str
-    name: Optional[str]
+    name: str | None
     run_id: str
 
 
 class VersionLineage(pydantic.BaseModel):
     model: str
-    parents: list[ParentVersion]
-    training_data: list[Dataset]
-    experiments: list[Experiment]
+    parents: list[str] = pydantic.Field(description='"name:version" of each parent, nearest '
+                                                    'first (details in parent_versions)')
+    training_data: list[str] = pydantic.Field(description="Dataset names (details in datasets)")
+    experiments: list[str] = pydantic.Field(description="Experiment ids (details in "
+                                                        "experiment_runs)")
+    parent_versions: list[ParentVersion]
+    datasets: list[Dataset]
+    experiment_runs: list[Experiment]
 
 
 class Contribution(pydantic.BaseModel):
     model_id: str
     version: int
-    improvement_score: Optional[float]
+    improvement_score: float | None
+    delta_one: float | None
+    address_verified: bool
     contributed_at: datetime.datetime
+    value_verified: bool = pydantic.Field(
+        description="The benchmark value was measured by the registry, or set by an "
+        "`evaluator` key")
+    verified: bool = pydantic.Field(
+        description="The improvement counts toward totals: this value and the one it is "
+        "measured from are both verified")
 
 
 class Impact(pydantic.BaseModel):
     address: str
     total_models_improved: int
     total_improvement_score: float
+    total_delta_one: float
     contributions: list[Contribution]
-    first_contribution: Optional[datetime.datetime]
-    last_contribution: Optional[datetime.datetime]
+    first_contribution: datetime.datetime | None
+    last_contribution: datetime.datetime | None
 
 
 class ModelPath(QueryModel):

@@ -7,15 +7,19 @@ import base64
 
 from mlflow.entities.model_registry import ModelVersionTag
 from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import ErrorCode, RESOURCE_ALREADY_EXISTS
+from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
 
 from mlflow_hokusai.errors import BadRequest, Conflict, NotFound, ValidationFailed
+from mlflow_hokusai.pipeline import current_principal
 from mlflow_hokusai.plugins.auth import visibility
 from mlflow_hokusai.plugins.auth.authorize import require
-from mlflow_hokusai.plugins.auth.resources import EDIT
+from mlflow_hokusai.plugins.auth.resources import EDIT, MANAGE
+from mlflow_hokusai.plugins.benchmarks import specs, verified
+from mlflow_hokusai.plugins.contributors.proof import address_verified
+from mlflow_hokusai.plugins.models.blueprint import hokusai
 from mlflow_hokusai.plugins.models.registry import registry_store, when
 from mlflow_hokusai.plugins.models.sources import resolve
-from mlflow_hokusai.plugins.store import reader, tags
+from mlflow_hokusai.plugins.store import deltaone, reader, tags
 from mlflow_hokusai.plugins.store.access import read
 from mlflow_hokusai.plugins.store.ethereum import InvalidAddress, normalize_address
 from mlflow_hokusai.plugins.tokens import schemas
@@ -52,6 +56,7 @@ def register(body: schemas.RegisterTokenized) -> dict:
                        f"'{bound['model_name']}'")
     source = resolve(body.model_uri)
     store = registry_store()
+    benchmark = _benchmark(body)
     created_model = _ensure_model(store, body.model_name, body.description)
     version_tags = {**(body.tags or {}), tags.TOKEN_ID: body.token_id,
                     tags.BENCHMARK_METRIC: body.metric_name,
@@ -70,10 +75,25 @@ def register(body: schemas.RegisterTokenized) -> dict:
         if error.error_code == _ALREADY_EXISTS:  # a token bound meanwhile
             raise Conflict(error.message) from None
         raise
-    return {"model_name": body.model_name, "version": int(version.version),
+    if benchmark is not None:
+        specs.save(_hokusai_engine(), body.token_id.lower(), benchmark)
+    return {"benchmark_digest": benchmark["dataset_digest"] if benchmark else None,
+            "model_name": body.model_name, "version": int(version.version),
             "token_id": body.token_id, "metric_name": body.metric_name,
             "baseline_value": body.baseline_value, "model_uri": body.model_uri,
             "status": "registered", "registered_at": when(version.creation_timestamp)}
+
+
+def _benchmark(body: schemas.RegisterTokenized) -> dict | None:
+    """The token's benchmark row, its dataset copied, before anything is written.
+    Setting it needs MANAGE on the model, unless this call creates the model."""
+    if body.benchmark is None:
+        return None
+    if read(lambda session: reader.model(session, body.model_name)) is not None:
+        require("registered_model", body.model_name, MANAGE)
+    principal = current_principal()
+    return specs.prepare(body.token_id.lower(), body.benchmark,
+                         principal.username if principal else None)
 
 
 def _ensure_model(store, name: str, description: str | None) -> bool:
@@ -116,6 +136,26 @@ def by_token(token_id: str, page: schemas.Page) -> dict:
             "next_page_token": _next_token(rows, page.max_results)}
 
 
+def _hokusai_engine():
+    """Hokusai's own database (verified values live there)."""
+    return hokusai().engine
+
+
+def credited(engine, rows: list[dict]) -> list[dict]:
+    """Index rows with ``value_verified`` (the registry measured the value, or an
+    evaluator key set it), ``address_verified`` (whoever set the contributor
+    proved the address, or was admin) and ``verified``: both hold, for the value
+    the improvement is measured from too, so the improvement counts in totals.
+    A version naming no contributor needs only its values verified."""
+    rows = verified.annotate(engine, rows)
+    proven = address_verified(rows)
+    for row in rows:
+        row["address_verified"] = (row["model_name"], row["version"]) in proven
+        row["verified"] = row["verified"] and (row["contributor"] is None
+                                               or row["address_verified"])
+    return rows
+
+
 def model_lineage(name: str, page: schemas.Page) -> dict:
     after = _after(page)
 
@@ -123,21 +163,26 @@ def model_lineage(name: str, page: schemas.Page) -> dict:
         if reader.model(session, name) is None:
             return None
         rows = reader.versions(session, name, after=after, limit=page.max_results + 1)
-        return (rows, *reader.version_summary(session, name),
-                reader.cumulative_improvement(session, name))
+        return (rows, *reader.version_summary(session, name), reader.versions(session, name))
 
     found = read(query)
     if found is None:
         raise NotFound(f"Model not found: {name}")
-    rows, total, latest, cumulative = found
+    rows, total, latest, every = found
+    engine = _hokusai_engine()
+    cumulative = verified.verified_total(credited(engine, every))
     return {"model_id": name, "total_versions": total, "latest_version": latest,
             "cumulative_improvement": cumulative,
+            "cumulative_delta_one": deltaone.points(cumulative),
             "lineage": [{"version": row["version"], "created_at": when(row["created_at"]),
                          "metrics": {row["benchmark_metric"] or "benchmark":
                                      row["benchmark_value"]}
                          if row["benchmark_value"] is not None else {},
-                         "contributor": row["contributor"], "improvement": row["improvement"]}
-                        for row in rows[:page.max_results]],
+                         "contributor": row["contributor"], "improvement": row["improvement"],
+                         "delta_one": deltaone.points(row["improvement"]),
+                         "address_verified": row["address_verified"],
+                         "value_verified": row["value_verified"], "verified": row["verified"]}
+                        for row in credited(engine, rows[:page.max_results])],
             "next_page_token": _next_token(rows, page.max_results)}
 
 
@@ -164,14 +209,20 @@ def contributor_impact(address: str) -> dict:
         normalized = normalize_address(address)
     except InvalidAddress as error:
         raise BadRequest(str(error)) from None
-    rows = [row for row in read(lambda session: reader.contributions(session, normalized))
-            if not visibility.hidden("registered_model", row["model_name"])]
-    improved = {row["model_name"] for row in rows if (row["improvement"] or 0) > 0}
-    times = [when(row["contributed_at"]) for row in rows]
+    rows = credited(_hokusai_engine(), [
+        row for row in read(lambda session: reader.contributions(session, normalized))
+        if not visibility.hidden("registered_model", row["model_name"])])
+    improved = {row["model_name"] for row in rows if row["verified"] and row["improvement"] > 0}
+    times = [at for row in rows if (at := when(row["contributed_at"])) is not None]
+    score = verified.verified_total(rows)
     return {"address": normalized, "total_models_improved": len(improved),
-            "total_improvement_score": sum(row["improvement"] or 0.0 for row in rows),
+            "total_improvement_score": score, "total_delta_one": deltaone.points(score),
             "contributions": [{"model_id": row["model_name"], "version": row["version"],
                                "improvement_score": row["improvement"],
+                               "delta_one": deltaone.points(row["improvement"]),
+                               "address_verified": row["address_verified"],
+                               "value_verified": row["value_verified"],
+                               "verified": row["verified"],
                                "contributed_at": when(row["contributed_at"])} for row in rows],
             "first_contribution": min(times, default=None),
             "last_contribution": max(times, default=None)}

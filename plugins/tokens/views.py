@@ -35,7 +35,19 @@ def model_lineage(model_id: str, query: schemas.Page):
                      errors=(404,))
 def version_lineage(model_name: str, version: int):
     """A version's parents, its source run's datasets and experiment."""
-    return service.version_lineage(model_name, version)
+    return as_reference(service.version_lineage(model_name, version))
+
+
+def as_reference(lineage: dict) -> dict:
+    """The API reference's strings ("name:version", dataset names, experiment
+    ids), with the detailed objects kept under their own keys."""
+    name = lineage["model"].rsplit(":", 1)[0]
+    return {"model": lineage["model"],
+            "parents": [f"{name}:{p['version']}" for p in lineage["parents"]],
+            "training_data": [d["name"] for d in lineage["training_data"]],
+            "experiments": [e["experiment_id"] for e in lineage["experiments"]],
+            "parent_versions": lineage["parents"], "datasets": lineage["training_data"],
+            "experiment_runs": lineage["experiments"]}
 
 
 @blueprint.operation("GET", "/models/contributors/<address>/impact",
