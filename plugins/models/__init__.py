@@ -3,15 +3,14 @@ comparison and metrics, zip download, recorded predictions and evaluation.
 
 Every route is served under ``/api`` and at the root path (see
 mlflow_hokusai.rest); the gate's default applies: GET needs ``read``, every
-other method ``write``, except evaluation (``HOKUSAI_EVALUATION_SCOPE``,
-``admin`` by default): loading a model runs its code in the server.
+other method ``write``; evaluation needs ``HOKUSAI_EVALUATION_SCOPE`` (``write``
+by default: the model's code runs in the sandbox) and EDIT on the model.
 """
 
 from __future__ import annotations
 
 import importlib
 
-from mlflow_hokusai.plugins.auth import permissions, resources
 from mlflow_hokusai.plugins.auth.resources import EDIT, MANAGE, READ
 from mlflow_hokusai.plugins.models.predictions import PredictionStore
 from mlflow_hokusai.routes import Access
@@ -39,8 +38,8 @@ def init_app(flask_app, hokusai) -> None:
         importlib.import_module(f"{__name__}.{name}")
 
     for method, template, level in VERSION_ROUTES:
-        resources.declare(method, template, Access("registered_model", level, "name"))
-    permissions.add_rule({"POST"}, r"(?:/api)?/models/evaluate",
-                         hokusai.settings.evaluation_scope)
+        hokusai.routes.declare(method, template, Access("registered_model", level, "name"))
+    hokusai.routes.add_rule({"POST"}, r"(?:/api)?/models/evaluate",
+                            hokusai.settings.evaluation_scope)
     hokusai.predictions = PredictionStore(hokusai.engine)
     flask_app.register_blueprint(blueprint)

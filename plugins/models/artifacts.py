@@ -9,33 +9,21 @@ import posixpath
 import tempfile
 import urllib.parse
 import zipfile
-from typing import Iterator
+from collections.abc import Iterator
 
-from mlflow.server import handlers
-
+from mlflow_hokusai import mlflow_compat
 from mlflow_hokusai.errors import BadRequest, NotFound
 from mlflow_hokusai.plugins.models.registry import registry_store
 
 CHUNK = 1 << 20
-# Exported by `mlflow server` to its workers (mlflow.server).
-ARTIFACT_ROOT_ENVS = ("_MLFLOW_SERVER_ARTIFACT_DESTINATION", "_MLFLOW_SERVER_ARTIFACT_ROOT")
-
-
-def repository(uri: str):
-    """(repository, path of ``uri`` inside it). ``mlflow-artifacts:`` URIs map
-    to ``--artifacts-destination`` (the server is their proxy)."""
-    if handlers._is_servable_proxied_run_artifact_root(uri):
-        path = handlers._get_proxied_run_artifact_destination_path(uri)
-        path = handlers._get_workspace_scoped_repo_path_if_enabled(path)
-        return handlers._get_artifact_repo_mlflow_artifacts(), path
-    return handlers._get_artifact_repository_for_uri(uri), ""
+repository = mlflow_compat.artifact_repository  # (repository, path of a URI inside it)
 
 
 def server_roots(*, local: bool) -> list[str]:
     """The artifact roots ``mlflow server`` exported to its workers (with their
     trailing slash), local ones only with ``local``."""
     roots = []
-    for name in ARTIFACT_ROOT_ENVS:
+    for name in mlflow_compat.ARTIFACT_ROOT_ENVS:
         root = os.environ.get(name, "")
         scheme = urllib.parse.urlparse(root).scheme
         if not root or scheme == "mlflow-artifacts":
@@ -70,7 +58,6 @@ def readable(uri: str) -> str:
     reads its own stores only."""
     from mlflow.exceptions import MlflowException
     from mlflow.store.artifact.runs_artifact_repo import RunsArtifactRepository
-    from mlflow.store.artifact.utils.models import _parse_model_id_if_present
 
     from mlflow_hokusai.plugins.models.registry import tracking_store
 
@@ -83,7 +70,7 @@ def readable(uri: str) -> str:
         except MlflowException:
             raise NotFound(f"No run behind the model's source {uri}") from None
         return readable(posixpath.join(run.info.artifact_uri, (path or "").strip("/")))
-    model_id = _parse_model_id_if_present(uri) if scheme == "models" else None
+    model_id = mlflow_compat.model_id_in_uri(uri) if scheme == "models" else None
     if model_id and not parsed.netloc:
         try:
             return readable(tracking_store().get_logged_model(model_id).artifact_location)
@@ -97,8 +84,13 @@ def readable(uri: str) -> str:
 
 
 def version_repository(name: str, version: int):
-    return repository(readable(
-        registry_store().get_model_version_download_uri(name, str(version))))
+    """Judged here whatever the route's scope (an evaluation is no read route;
+    the store judges only reads by itself)."""
+    from mlflow_hokusai.plugins.auth import version_sources
+
+    uri = registry_store().get_model_version_download_uri(name, str(version))
+    version_sources.judge(uri, creating=False)
+    return repository(readable(uri))
 
 
 def walk(repo, base: str) -> list[tuple[str, str]]:

@@ -4,6 +4,7 @@ from anywhere else on the server, and never larger than the size limit."""
 
 from __future__ import annotations
 
+import json
 import os
 import posixpath
 import tempfile
@@ -15,7 +16,7 @@ from mlflow.store.artifact.runs_artifact_repo import RunsArtifactRepository
 
 from mlflow_hokusai.errors import BadRequest, NotFound, PayloadTooLarge
 from mlflow_hokusai.plugins.models import artifacts
-from mlflow_hokusai.plugins.models.registry import tracking_store
+from mlflow_hokusai.plugins.models.registry import registry_store, tracking_store
 
 READERS = {".csv": pd.read_csv, ".parquet": pd.read_parquet, ".pq": pd.read_parquet}
 
@@ -34,19 +35,34 @@ def _check_size(size: int | None, limit_bytes: int) -> None:
 
 
 def load(dataset_path: str, settings) -> pd.DataFrame:
+    with tempfile.TemporaryDirectory() as scratch:
+        return read(fetch(dataset_path, settings, scratch))
+
+
+def read(path: str) -> pd.DataFrame:
+    """A local CSV or Parquet file as a frame; 400 when it cannot be parsed."""
+    try:
+        return _reader(path)(path)
+    except (ValueError, OSError, pd.errors.ParserError) as exc:
+        raise BadRequest(f"The dataset cannot be read: {str(exc)[:300]}") from None
+
+
+def fetch(dataset_path: str, settings, scratch: str) -> str:
+    """A local path of the dataset (a download into ``scratch`` unless it is
+    under the data root), after every check above."""
     limit = int(settings.evaluation_max_dataset_mb * 2**20)
     parsed = urllib.parse.urlparse(dataset_path)
-    reader = _reader(parsed.path or dataset_path)
+    _reader(parsed.path or dataset_path)
     scheme = parsed.scheme.lower()
     if scheme in ("runs", "mlflow-artifacts"):
-        return _from_artifacts(dataset_path, scheme, reader, limit)
+        return _from_artifacts(dataset_path, scheme, limit, scratch)
     if scheme and len(scheme) > 1:
         raise BadRequest(f"Dataset URI scheme {scheme!r} is not allowed: use runs:/, "
                          "mlflow-artifacts:/ or a path under the data root")
-    return _from_data_root(dataset_path, settings.evaluation_data_root, reader, limit)
+    return _from_data_root(dataset_path, settings.evaluation_data_root, limit)
 
 
-def _from_data_root(path: str, root: str | None, reader, limit: int) -> pd.DataFrame:
+def _from_data_root(path: str, root: str | None, limit: int) -> str:
     if not root:
         raise BadRequest("Local dataset paths are off (HOKUSAI_EVALUATION_DATA_ROOT is unset): "
                          "use a runs:/ or mlflow-artifacts:/ URI")
@@ -59,10 +75,10 @@ def _from_data_root(path: str, root: str | None, reader, limit: int) -> pd.DataF
     if not os.path.isfile(real):
         raise NotFound(f"Dataset not found: {path}")
     _check_size(os.path.getsize(real), limit)
-    return reader(real)
+    return real
 
 
-def _from_artifacts(uri: str, scheme: str, reader, limit: int) -> pd.DataFrame:
+def _from_artifacts(uri: str, scheme: str, limit: int, scratch: str) -> str:
     if urllib.parse.urlparse(uri).netloc:
         raise BadRequest("Dataset URIs must not name a host")
     if scheme == "runs":
@@ -77,12 +93,47 @@ def _from_artifacts(uri: str, scheme: str, reader, limit: int) -> pd.DataFrame:
     if not path or ".." in path.split("/"):
         raise BadRequest("Dataset URI must name a file, without '..'")
     repo, base = artifacts.repository(root)
-    remote = posixpath.join(base, path) if base else path
+    return _fetch_file(repo, posixpath.join(base, path) if base else path, uri, limit, scratch)
+
+
+def logged_inputs(name: str, version: int):
+    """(location, MLflow digest) of each dataset the version's source run logged
+    as an input, in order (training data first when logged first)."""
+    run_id = registry_store().get_model_version(name, str(version)).run_id
+    if not run_id:
+        return
+    for dataset_input in tracking_store().get_run(run_id).inputs.dataset_inputs:
+        try:
+            source = json.loads(dataset_input.dataset.source or "{}")
+            uri = source.get("uri") or source.get("path")
+        except (ValueError, AttributeError):
+            continue
+        if uri:
+            yield uri, dataset_input.dataset.digest
+
+
+def load_stored(uri: str, settings) -> pd.DataFrame:
+    """A dataset file in the server's own artifact stores, named by its location
+    (what an MLflow dataset input's source records: ``s3://bucket/root/...`` or
+    a path under a local root); any other location is refused."""
+    limit = int(settings.evaluation_max_dataset_mb * 2**20)
+    _reader(urllib.parse.urlparse(uri).path or uri)
+    scheme = urllib.parse.urlparse(uri).scheme.lower()
+    with tempfile.TemporaryDirectory() as scratch:
+        if scheme in ("runs", "mlflow-artifacts"):
+            return read(_from_artifacts(uri, scheme, limit, scratch))
+        directory, name = posixpath.split(artifacts.readable(uri).rstrip("/"))
+        repo, base = artifacts.repository(directory)
+        return read(_fetch_file(repo, posixpath.join(base, name) if base else name, uri, limit,
+                                scratch))
+
+
+def _fetch_file(repo, remote: str, uri: str, limit: int, scratch: str) -> str:
+    """The file downloaded into ``scratch``, refused past the size limit."""
     listed = {f.path: f for f in repo.list_artifacts(posixpath.dirname(remote) or None)}
     if remote not in listed or listed[remote].is_dir:
         raise NotFound(f"Dataset not found: {uri}")
     _check_size(listed[remote].file_size, limit)
-    with tempfile.TemporaryDirectory() as scratch:
-        local = artifacts.download(repo, remote, scratch)
-        _check_size(os.path.getsize(local), limit)
-        return reader(local)
+    local = artifacts.download(repo, remote, scratch)
+    _check_size(os.path.getsize(local), limit)
+    return local

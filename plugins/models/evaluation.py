@@ -1,13 +1,18 @@
 """``POST /models/evaluate``: score a registered version on a dataset with
-scikit-learn and log the scores to a new run linked to the version."""
+scikit-learn and log the scores to a new run linked to the version. The
+version's code runs in the sandbox (plugins/sandbox); only scoring runs here."""
 
 from __future__ import annotations
 
 import math
+import os
 import tempfile
 import time
 
-from mlflow_hokusai.errors import BadRequest
+from mlflow_hokusai.errors import BadRequest, ValidationFailed
+from mlflow_hokusai.plugins import sandbox
+from mlflow_hokusai.plugins.auth.authorize import require
+from mlflow_hokusai.plugins.auth.resources import EDIT
 from mlflow_hokusai.plugins.models import artifacts, datasets
 from mlflow_hokusai.plugins.models.registry import get_version, registry_store, tracking_store
 
@@ -50,22 +55,57 @@ def score(names: list[str], y_true, y_pred) -> tuple[dict[str, float], str | Non
     return {name: float(METRICS[name][1](y_true, y_pred, average)) for name in names}, average
 
 
-def _predict(name: str, version: int, features):
-    import mlflow.pyfunc
+_TARGET_NAMES = ("target", "label", "y")
+
+
+def infer_target(columns, input_schema) -> str:
+    """The dataset column of true values when the request names none (the API
+    reference's example has no ``target``): the one column the model's
+    signature does not take as input, else a column named target, label or y."""
+    columns = [str(c) for c in columns]
+    inputs = set(input_schema.input_names()) if input_schema is not None and \
+        input_schema.has_input_names() else set()
+    rest = [c for c in columns if c not in inputs]
+    if inputs and len(rest) == 1:
+        return rest[0]
+    for name in _TARGET_NAMES:
+        if name in columns:
+            return name
+    raise ValidationFailed([{"loc": ["body", "target"], "type": "missing", "msg": (
+        "Field required: add \"target\", the dataset column holding the true values "
+        f"(columns: {', '.join(columns)}); it is inferred only when the model's signature "
+        "leaves exactly one column out, or from a column named target, label or y")}])
+
+
+def signature_target(name: str, version: int, columns) -> str:
+    """The target inferred from the version's signature: only the MLmodel file
+    (YAML) is read here, no model code."""
+    from mlflow.models import Model
 
     repo, base = artifacts.version_repository(name, version)
+    remote = f"{base}/MLmodel" if base else "MLmodel"
     with tempfile.TemporaryDirectory() as directory:
-        artifacts.download_all(repo, artifacts.walk(repo, base), directory)
-        model = mlflow.pyfunc.load_model(directory)
-        predictions = model.predict(features)
-    if hasattr(predictions, "to_numpy"):
-        predictions = predictions.to_numpy()
-    if getattr(predictions, "ndim", 1) > 1:
-        predictions = predictions[:, 0] if predictions.shape[1] == 1 else predictions
-    return predictions
+        try:
+            path = artifacts.download(repo, remote, directory)
+        except Exception:  # noqa: BLE001 - no MLmodel: a model without a signature
+            path = None
+        schema = Model.load(path).get_input_schema() if path and os.path.exists(path) else None
+    return infer_target(columns, schema)
 
 
-def _log_run(mv, metrics: dict[str, float], dataset_path: str, target: str, user: str) -> str:
+def predict(name: str, version: int, features, settings) -> tuple[object, str]:
+    """(predictions as an array, sandbox mode): the version's files are copied
+    into a sandbox job and its code runs there, never in this process."""
+    import numpy as np
+
+    repo, base = artifacts.version_repository(name, version)
+    predictions, mode = sandbox.predict(
+        lambda directory: artifacts.download_all(repo, artifacts.walk(repo, base), directory),
+        features, settings)
+    return np.asarray(predictions), mode
+
+
+def log_run(mv, metrics: dict[str, float], dataset_path: str, target: str, user: str) -> str:
     from mlflow.entities import Metric, Param, RunStatus, RunTag
 
     store = tracking_store()
@@ -89,21 +129,24 @@ def _log_run(mv, metrics: dict[str, float], dataset_path: str, target: str, user
 def evaluate(body, settings, user: str) -> dict:
     from mlflow.entities.model_registry import ModelVersionTag
 
+    require("registered_model", body.model_name, EDIT)
     mv = get_version(body.model_name, body.model_version)
     frame = datasets.load(body.dataset_path, settings)
-    if body.target not in frame.columns:
+    if body.target is not None and body.target not in frame.columns:
         raise BadRequest(f"Target column {body.target!r} is not in the dataset; columns: "
                          f"{', '.join(map(str, frame.columns))}")
     if frame.empty:
         raise BadRequest("The dataset has no rows")
-    y_true = frame[body.target].to_numpy()
-    y_pred = _predict(mv.name, int(mv.version), frame.drop(columns=[body.target]))
+    target = body.target or signature_target(mv.name, int(mv.version), frame.columns)
+    y_true = frame[target].to_numpy()
+    y_pred, mode = predict(mv.name, int(mv.version), frame.drop(columns=[target]), settings)
     try:
         metrics, average = score(body.metrics, y_true, y_pred)
     except ValueError as exc:  # e.g. a regression metric on string labels
         raise BadRequest(f"Cannot compute the metrics on this dataset: {exc}") from None
-    run_id = _log_run(mv, metrics, body.dataset_path, body.target, user)
+    run_id = log_run(mv, metrics, body.dataset_path, target, user)
     registry_store().set_model_version_tag(mv.name, mv.version,
                                            ModelVersionTag(EVALUATION_RUN_TAG, run_id))
     return {"model_name": mv.name, "model_version": int(mv.version), "run_id": run_id,
-            "rows": len(frame), "average": average, "metrics": metrics}
+            "target": target, "rows": len(frame), "average": average, "metrics": metrics,
+            "sandbox": mode}

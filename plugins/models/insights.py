@@ -68,7 +68,7 @@ def recommend(refs, versions, metrics1, metrics2) -> dict:
                     "direction": way, "reason": f"{way} {metric} is better"}
         return {"model": None, "rule": "tie", "metric": metric, "direction": way,
                 "reason": f"equal {metric}"}
-    judged = [(m, direction(m)) for m in shared if direction(m)]
+    judged = [(m, sense) for m in shared if (sense := direction(m))]
     wins = [_better(metrics1[m], metrics2[m], w) for m, w in judged]
     if not judged:
         return {"model": None, "rule": "no_basis", "metric": None, "direction": None,
@@ -88,12 +88,26 @@ def compare(ref1: tuple[str, int], ref2: tuple[str, int]) -> dict:
     m1, m2 = side1["metrics"], side2["metrics"]
     delta = {k: m2[k] - m1[k] for k in sorted(set(m1) & set(m2))}
     refs = [f"{side1['name']}:{side1['version']}", f"{side2['name']}:{side2['version']}"]
+    detail = recommend(refs, (mv1, mv2), m1, m2)
     return {"model1": side1, "model2": side2, "delta": delta,
-            "recommendation": recommend(refs, (mv1, mv2), m1, m2)}
+            "recommendation": in_words(detail, side1, side2),
+            "recommendation_detail": detail}
+
+
+def in_words(detail: dict, side1: dict, side2: dict) -> str:
+    """The API reference's string ("Use version 2"); the rule and its reason
+    stay in ``recommendation_detail``."""
+    if detail["model"] is None:
+        return f"No recommendation: {detail['reason']}"
+    side = side1 if detail["model"] == f"{side1['name']}:{side1['version']}" else side2
+    same_model = side1["name"] == side2["name"]
+    which = f"version {side['version']}" if same_model else detail["model"]
+    return f"Use {which} ({detail['reason']})"
 
 
 def by_phase(metrics: dict[str, float]) -> dict[str, dict[str, float]]:
-    phases = {"training_metrics": {}, "validation_metrics": {}, "other_metrics": {}}
+    phases: dict[str, dict[str, float]] = {
+        "training_metrics": {}, "validation_metrics": {}, "other_metrics": {}}
     for name, value in sorted(metrics.items()):
         if name.startswith(TRAINING_PREFIXES):
             phases["training_metrics"][name] = value

@@ -36,11 +36,14 @@ class PredictionStore:
         self.engine = engine
 
     def record(self, name: str, version: int, rows: list[tuple[int, float | None]],
-               recorded_by: str | None) -> int:
-        with self.engine.begin() as connection:
-            connection.execute(table.insert(), [
-                {"model_name": name, "model_version": version, "predicted_at": at,
-                 "latency_ms": latency, "recorded_by": recorded_by} for at, latency in rows])
+               recorded_by: str | None, connection=None) -> int:
+        """Insert the rows, in the caller's transaction when it passes one."""
+        if connection is None:
+            with self.engine.begin() as connection:
+                return self.record(name, version, rows, recorded_by, connection)
+        connection.execute(table.insert(), [
+            {"model_name": name, "model_version": version, "predicted_at": at,
+             "latency_ms": latency, "recorded_by": recorded_by} for at, latency in rows])
         return len(rows)
 
     def delete(self, name: str, version: int) -> None:

@@ -4,7 +4,7 @@ Decision: the views use the server's own stores (``mlflow.server.handlers``),
 not an ``MlflowClient`` over HTTP: no second trip through the gate, the same
 database pools, workspace context and store plugins (``hokusai+`` schemes) as
 MLflow's own handlers, and MLflow's errors arrive as ``MlflowException`` with
-their status. The private helpers used here are pinned by ``mlflow<3.18``.
+their status. The private helpers used here are in mlflow_hokusai/mlflow_compat.py.
 """
 
 from __future__ import annotations
@@ -14,20 +14,16 @@ import datetime
 from mlflow.entities.model_registry import ModelVersionTag
 from mlflow.entities.model_registry.prompt_version import IS_PROMPT_TAG_KEY
 from mlflow.exceptions import MlflowException
-from mlflow.server import handlers
 
+from mlflow_hokusai import mlflow_compat
 from mlflow_hokusai.errors import NotFound
 from mlflow_hokusai.plugins.auth import visibility
 
 STAGE_ALIASES = ("staging", "production", "archived")
 
 
-def registry_store():
-    return handlers._get_model_registry_store()
-
-
-def tracking_store():
-    return handlers._get_tracking_store()
+registry_store = mlflow_compat.server_registry_store
+tracking_store = mlflow_compat.server_tracking_store
 
 
 def when(millis: int | None) -> datetime.datetime | None:
@@ -52,9 +48,8 @@ def get_version(name: str, version: int):
 def logged_model_id(mv) -> str | None:
     """The MLflow 3 logged model behind a version (also when only its source
     names it, as for versions the MLflow client registered)."""
-    from mlflow.store.artifact.utils.models import _parse_model_id_if_present
 
-    return getattr(mv, "model_id", None) or _parse_model_id_if_present(mv.source or "")
+    return getattr(mv, "model_id", None) or mlflow_compat.model_id_in_uri(mv.source or "")
 
 
 def version_out(mv) -> dict:
@@ -80,7 +75,7 @@ def list_models(name: str | None, max_results: int, page_token: str | None) -> d
         latest = max(model.latest_versions or (), key=lambda mv: int(mv.version), default=None)
         models.append({
             "name": model.name,
-            "version": int(latest.version) if latest else None,
+            "version": str(latest.version) if latest else None,
             "status": latest.status if latest else None,
             "created_at": when(latest.creation_timestamp if latest else
                                model.creation_timestamp),
@@ -134,16 +129,15 @@ def production_versions() -> list[dict]:
     """Every version in the Production stage or carrying the ``production``
     alias: two indexed queries on the SQL store (its workspace filter kept),
     rather than a scan of every version."""
-    from mlflow.store.model_registry.dbmodels.models import (SqlModelVersion,
-                                                             SqlRegisteredModelAlias)
+    from mlflow.store.model_registry.dbmodels.models import SqlModelVersion, SqlRegisteredModelAlias
 
     store = registry_store()
     with store.ManagedSessionMaker() as session, visibility.searching():
         # Only the models the caller may read (plugins/auth/visibility.py).
-        staged = store._get_query(session, SqlModelVersion).filter(
+        staged = mlflow_compat.registry_query(store, session, SqlModelVersion).filter(
             SqlModelVersion.current_stage == "Production",
             *visibility.model_filters(SqlModelVersion.name)).all()
-        aliased = store._get_query(session, SqlRegisteredModelAlias).filter(
+        aliased = mlflow_compat.registry_query(store, session, SqlRegisteredModelAlias).filter(
             SqlRegisteredModelAlias.alias == "production",
             *visibility.model_filters(SqlRegisteredModelAlias.name)).all()
         keys = sorted({(v.name, v.version) for v in staged} |

@@ -4,7 +4,7 @@ the OpenAPI document both come from here)."""
 from __future__ import annotations
 
 import datetime
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import pydantic
 from pydantic import BaseModel, Field
@@ -62,7 +62,8 @@ class ListQuery(QueryModel):
 
 class ModelSummary(BaseModel):
     name: str
-    version: int | None
+    version: str | None = Field(description='The latest version, a string ("1") as in the '
+                                            'API reference')
     status: str | None
     created_at: datetime.datetime
     tags: dict[str, str]
@@ -114,7 +115,9 @@ class TransitionBody(BodyModel):
 class RegisterBody(BodyModel):
     model_data: str = Field(description="Model URI: runs:/, models:/, mlflow-artifacts:/ or a "
                                         "location under the server's artifact root")
-    model_name: str = Field(min_length=1, max_length=256)
+    model_name: str | None = Field(None, min_length=1, max_length=256, description=(
+        "Default: derived from metadata.model_name, a models:/<name>/... URI, or "
+        "<model_type or 'model'>-<run id> for a runs:/ URI; else 422"))
     model_type: str | None = Field(None, max_length=250)
     metadata: dict[str, Any] = Field(default_factory=dict, description="Becomes version tags")
 
@@ -172,8 +175,8 @@ class DeleteOperation(_Operation):
 
 
 BatchOperation = Annotated[
-    Union[TransitionOperation, SetTagOperation, DeleteTagOperation, DescriptionOperation,
-          DeleteOperation],
+    TransitionOperation | SetTagOperation | DeleteTagOperation | DescriptionOperation
+    | DeleteOperation,
     Field(discriminator="action")]
 
 
@@ -222,7 +225,9 @@ class Comparison(BaseModel):
     model1: ComparedVersion
     model2: ComparedVersion
     delta: dict[str, float] = Field(description="model2 - model1, for metrics both have")
-    recommendation: Recommendation
+    recommendation: str = Field(description='In words, as in the API reference: "Use version '
+                                            '2 (...)" or "No recommendation: ..."')
+    recommendation_detail: Recommendation
 
 
 class Latency(BaseModel):
@@ -295,7 +300,9 @@ class EvaluateBody(BodyModel):
     model_version: VersionNumber
     dataset_path: str = Field(min_length=1, description="runs:/ or mlflow-artifacts:/ URI, or a "
                                                         "path under HOKUSAI_EVALUATION_DATA_ROOT")
-    target: str = Field(min_length=1)
+    target: str | None = Field(None, min_length=1, description=(
+        "Column of true values. Default: the one dataset column the model's signature "
+        "does not take, else a column named target, label or y; else 422"))
     metrics: list[str] = Field(min_length=1)
 
     @pydantic.field_validator("metrics")
@@ -314,7 +321,10 @@ class Evaluation(BaseModel):
     model_name: str
     model_version: int
     run_id: str
+    target: str = Field(description="The target column used (given or inferred)")
     rows: int
     average: str | None = Field(description="Averaging of precision/recall/f1: binary or "
                                             "weighted")
     metrics: dict[str, float]
+    sandbox: str = Field(description="Where the model's code ran: bwrap, process+netns or "
+                                     "process (README: Sandbox)")

@@ -12,13 +12,17 @@ from __future__ import annotations
 import dataclasses
 import posixpath
 import urllib.parse
+from typing import NoReturn
 
 from mlflow.exceptions import MlflowException
 from mlflow.store.artifact.runs_artifact_repo import RunsArtifactRepository
 
-from mlflow_hokusai.errors import BadRequest, NotFound
+from mlflow_hokusai import mlflow_compat
+from mlflow_hokusai.errors import BadRequest, NotFound, ValidationFailed
+from mlflow_hokusai.plugins.auth import version_sources
 from mlflow_hokusai.plugins.models import artifacts
 from mlflow_hokusai.plugins.models.registry import registry_store, tracking_store
+
 
 @dataclasses.dataclass(frozen=True)
 class Source:
@@ -27,7 +31,7 @@ class Source:
     model_id: str | None = None
 
 
-def _refuse(uri: str, why: str):
+def _refuse(uri: str, why: str) -> NoReturn:
     raise BadRequest(f"Model URI {uri!r} refused: {why}. Use runs:/, models:/, "
                      "mlflow-artifacts:/ or a location under the server's artifact root")
 
@@ -40,6 +44,14 @@ def _check_path(uri: str, path: str) -> None:
 
 
 def resolve(uri: str) -> Source:
+    """The source a version made from ``uri`` gets, once the caller may read it
+    (judged before anything is created: no model is left behind a refusal)."""
+    source = _resolve(uri)
+    version_sources.judge(source.source, source.run_id, source.model_id, creating=True)
+    return source
+
+
+def _resolve(uri: str) -> Source:
     parsed = urllib.parse.urlparse(uri)
     scheme = parsed.scheme.lower()
     _check_path(uri, parsed.path)
@@ -63,6 +75,8 @@ def _from_run(uri: str) -> Source:
         run_id, path = RunsArtifactRepository.parse_runs_uri(uri)
     except MlflowException:
         _refuse(uri, "not runs:/<run_id>/<path>")
+    # Before the run's models are looked for: a search shows only what the caller may read.
+    version_sources.judge(uri, run_id, creating=True)
     path = (path or "").strip("/")
     store = tracking_store()
     try:
@@ -84,10 +98,9 @@ def _from_run(uri: str) -> Source:
 
 
 def _from_models(uri: str) -> Source:
-    from mlflow.store.artifact.utils.models import _parse_model_id_if_present, \
-        get_model_name_and_version
+    from mlflow.store.artifact.utils.models import get_model_name_and_version
 
-    model_id = _parse_model_id_if_present(uri)
+    model_id = mlflow_compat.model_id_in_uri(uri)
     if model_id:
         try:
             model = tracking_store().get_logged_model(model_id)
@@ -101,3 +114,32 @@ def _from_models(uri: str) -> Source:
     except MlflowException as exc:
         raise NotFound(f"No model at {uri}: {exc.message}") from None
     return Source(f"models:/{name}/{mv.version}", mv.run_id, getattr(mv, "model_id", None))
+
+
+NAME_RULE = ("metadata.model_name, else the name in a models:/<name>/<version> (or @alias) URI, "
+             "else <model_type or 'model'>-<run id> for a runs:/ URI")
+
+
+def derive_name(uri: str, model_type: str | None, metadata: dict) -> str:
+    """The registered model a ``POST /models/register`` without ``model_name``
+    goes to (the API reference's example has none): NAME_RULE, else a 422 that
+    says to add it."""
+    given = metadata.get("model_name")
+    if isinstance(given, str) and given.strip():
+        return given.strip()
+    parsed = urllib.parse.urlparse(uri)
+    scheme = parsed.scheme.lower()
+    if scheme == "models" and not mlflow_compat.model_id_in_uri(uri):
+        name = parsed.path.lstrip("/").split("/")[0].split("@")[0]
+        if name:
+            return name
+    if scheme == "runs":
+        try:
+            run_id, _ = RunsArtifactRepository.parse_runs_uri(uri)
+        except MlflowException:
+            run_id = None
+        if run_id:
+            return f"{(model_type or 'model')[:200]}-{run_id}"
+    raise ValidationFailed([{
+        "loc": ["body", "model_name"], "type": "missing",
+        "msg": f"Field required: add \"model_name\"; it is derived only from {NAME_RULE}"}])

@@ -6,8 +6,13 @@ from __future__ import annotations
 
 from mlflow.exceptions import MlflowException
 
-from mlflow_hokusai.errors import FromMlflow, HokusaiError, NotFound, PayloadTooLarge, \
-    ValidationFailed
+from mlflow_hokusai.errors import (
+    FromMlflow,
+    HokusaiError,
+    NotFound,
+    PayloadTooLarge,
+    ValidationFailed,
+)
 from mlflow_hokusai.plugins.auth.authorize import require
 from mlflow_hokusai.plugins.auth.resources import EDIT, MANAGE
 from mlflow_hokusai.plugins.models import registry, schemas
@@ -35,7 +40,8 @@ def _check(operations) -> None:
     for op in operations:  # the whole batch is refused if any operation would be
         require("registered_model", schemas.parse_ref(op.model)[0],
                 MANAGE if op.action == "delete" else EDIT)
-    issues, seen = [], {}
+    issues: list = []
+    seen: dict = {}
     for index, op in enumerate(operations):
         if op.model not in seen:
             try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from mlflow.entities.model_registry import ModelVersionTag
 from mlflow.exceptions import MlflowException
 
@@ -10,7 +12,7 @@ from mlflow_hokusai.plugins.auth.resources import EDIT
 from mlflow_hokusai.plugins.models import registry, schemas, sources
 from mlflow_hokusai.plugins.models.blueprint import blueprint, hokusai
 
-_VERSION = dict(path_model=schemas.VersionPath, errors=(404,))
+_VERSION: dict[str, Any] = {"path_model": schemas.VersionPath, "errors": (404,)}
 
 
 @blueprint.operation("GET", "/models/", query=schemas.ListQuery, response=schemas.ModelList)
@@ -65,12 +67,15 @@ def _tag_value(value) -> str:
                      response=schemas.Registered, status=201, errors=(400, 404))
 def register(body: schemas.RegisterBody):
     """Register a model URI as a new version (the registered model is created
-    if missing); ``metadata`` becomes tags."""
-    require("registered_model", body.model_name, EDIT)  # creating one needs only `write`
+    if missing); ``metadata`` becomes tags. Without ``model_name`` the name is
+    derived (sources.NAME_RULE)."""
+    name = body.model_name or sources.derive_name(body.model_data, body.model_type,
+                                                  body.metadata)
+    require("registered_model", name, EDIT)  # creating one needs only `write`
     source = sources.resolve(body.model_data)
     store = registry.registry_store()
     try:
-        store.create_registered_model(body.model_name)
+        store.create_registered_model(name)
     except MlflowException as exc:
         if exc.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
             raise
@@ -78,7 +83,7 @@ def register(body: schemas.RegisterBody):
     if body.model_type:
         tags["model_type"] = body.model_type
     mv = store.create_model_version(
-        body.model_name, source.source, run_id=source.run_id, model_id=source.model_id,
+        name, source.source, run_id=source.run_id, model_id=source.model_id,
         tags=[ModelVersionTag(k, v) for k, v in tags.items()])
     if source.model_id:  # as MLflow's handler does: the logged model lists its versions
         registry.tracking_store().set_model_versions_tags(
