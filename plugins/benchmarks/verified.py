@@ -1,0 +1,77 @@
+"""Which benchmark values are verified: those the registry measured, or a key
+with the ``evaluator`` scope set. Each is a row of ``hokusai_verified_values``;
+a version's ``benchmark_value`` tag is verified while it equals the latest row
+of that version, so a later hand-set value is not (and says so)."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+
+import sqlalchemy as sa
+
+from mlflow_hokusai.db.schema import verified_values as W
+from mlflow_hokusai.plugins.store import deltaone
+
+MEASURED, EVALUATOR = "measured", "evaluator"
+
+
+def record(engine, name: str, version: int, value: float, source: str, **facts) -> float | None:
+    """Append a verified value; the version's previous one, if any."""
+    with engine.begin() as connection:
+        previous = _latest(connection, name, [version]).get(version)
+        connection.execute(sa.insert(W).values(
+            model_name=name, version=version, value=value, source=source,
+            recorded_at=int(time.time() * 1000), **facts))
+    return previous
+
+
+def rename(engine, name: str | None, new_name: str | None) -> None:
+    """Move a model's values to ``new_name``; without one, delete them."""
+    if not name:
+        return
+    rows = W.c.model_name == name
+    with engine.begin() as connection:
+        connection.execute(sa.update(W).where(rows).values(model_name=new_name) if new_name
+                           else sa.delete(W).where(rows))
+
+
+def latest(engine, name: str, versions) -> dict[int, float]:
+    with engine.connect() as connection:
+        return _latest(connection, name, versions)
+
+
+def _latest(connection, name: str, versions) -> dict[int, float]:
+    versions = sorted({int(v) for v in versions if v is not None})
+    if not versions:
+        return {}
+    rows = connection.execute(sa.select(W.c.version, W.c.value).where(
+        W.c.model_name == name, W.c.version.in_(versions)).order_by(W.c.id))
+    # A Result has keys(): dict(rows) would read it as a mapping of column names.
+    return {version: value for version, value in rows}  # noqa: C416 - the last row of each wins
+
+
+def annotate(engine, rows: list[dict]) -> list[dict]:
+    """Scored index rows (plugins/store/contributions.py) with ``value_verified``
+    (the version's value is verified) and ``verified`` (so is the value its
+    improvement is measured from: the improvement counts toward totals)."""
+    wanted: defaultdict[str, set] = defaultdict(set)
+    for row in rows:
+        wanted[row["model_name"]] |= {row["version"], row.get("baseline_version")}
+    known = {name: latest(engine, name, versions) for name, versions in wanted.items()}
+
+    def holds(name, version, value):
+        return value is not None and version is not None and known[name].get(version) == value
+
+    out = []
+    for row in rows:
+        value_ok = holds(row["model_name"], row["version"], row["benchmark_value"])
+        base_ok = holds(row["model_name"], row.get("baseline_version"), row["baseline_value"])
+        out.append({**row, "value_verified": value_ok,
+                    "verified": value_ok and base_ok and row["improvement"] is not None})
+    return out
+
+
+def verified_total(rows: list[dict]) -> float:
+    """The rounded sum (plugins/store/deltaone.py) of the improvements that count."""
+    return deltaone.total(row["improvement"] for row in rows if row["verified"])
