@@ -1,5 +1,6 @@
 """hokusai+file:// specifics behind a real server: a 1 GiB artifact streams up and
-down within a bounded server memory, and the server refuses hokusai locations outside its own roots."""
+down within a bounded server memory, and the server refuses hokusai locations
+outside its own roots."""
 
 import hashlib
 import os
@@ -33,7 +34,7 @@ class RssSampler:
 
     def __init__(self, server_pid: int):
         root = psutil.Process(server_pid)
-        self.processes = [p for p in [root] + root.children(recursive=True) if _serves_http(p)]
+        self.processes = [p for p in [root, *root.children(recursive=True)] if _serves_http(p)]
         self.baseline = {p.pid: p.memory_info().rss for p in self.processes}
         self.peak = dict(self.baseline)
         self._stop = threading.Event()

@@ -2,6 +2,7 @@
 MLflow's proxied multipart upload, server-side encryption and endpoint settings."""
 
 import os
+import pathlib
 import uuid
 
 import mlflow
@@ -39,7 +40,7 @@ def test_proxied_multipart_upload(hokusai_s3_store, tmp_path, monkeypatch):
         assert [(f.path, f.file_size) for f in client.list_artifacts(run.info.run_id, "model")] \
             == [("model/weights.bin", len(data))]
         down = client.download_artifacts(run.info.run_id, "model/weights.bin", str(tmp_path))
-    assert open(down, "rb").read() == data
+    assert pathlib.Path(down).read_bytes() == data
     assert _leftovers(store) == []
 
 

@@ -117,10 +117,9 @@ def test_damaged_blob_is_refused(artifact_store, tmp_path, damage, monkeypatch):
     response = artifact_store.get(path, artifact_store.headers("read"))
     assert response.status_code == 500
     assert response.json()["error_code"] == "DATA_LOSS"
-    with artifact_store.client():
-        with pytest.raises(MlflowException):
-            mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="f.txt",
-                                                dst_path=str(tmp_path / "down"))
+    with artifact_store.client(), pytest.raises(MlflowException):
+        mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="f.txt",
+                                            dst_path=str(tmp_path / "down"))
     assert not (tmp_path / "down" / "f.txt").exists()
     # A client resolving the store URI directly is refused the same way, with no file left.
     with pytest.raises(MlflowException, match="verification"):

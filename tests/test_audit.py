@@ -10,26 +10,7 @@ import requests
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-
-def _headers(key):
-    return {"Authorization": f"Bearer {key}"}
-
-
-def audit(server, **params):
-    answer = requests.get(f"{server.url}/api/audit", params=params,
-                          headers=_headers(server.admin_key), timeout=30)
-    assert answer.status_code == 200, answer.text
-    return answer.json()
-
-
-def wait_for(server, count=1, **params):
-    """Records are written by each worker's background thread: poll briefly."""
-    deadline = time.monotonic() + 15
-    while True:
-        records = audit(server, **params)["records"]
-        if len(records) >= count or time.monotonic() > deadline:
-            return records
-        time.sleep(0.1)
+from tests.support.audit import audit, bearer, wait_for
 
 
 @pytest.fixture
@@ -80,7 +61,7 @@ def test_failed_and_refused_writes_are_recorded(writer):
                                     tags={"benchmark_value": "x"})
     reader_key = server.keystore.create("ro", owner=owner, scopes="read")[1]
     denied = requests.post(f"{server.url}/api/2.0/mlflow/experiments/create",
-                           json={"name": "nope"}, headers=_headers(reader_key), timeout=30)
+                           json={"name": "nope"}, headers=bearer(reader_key), timeout=30)
     assert denied.status_code == 403
     anonymous = requests.post(f"{server.url}/api/2.0/mlflow/experiments/create",
                               json={"name": "nope"}, timeout=30)
@@ -93,7 +74,28 @@ def test_failed_and_refused_writes_are_recorded(writer):
     invalid = wait_for(server, 1, principal=owner, status="400")
     assert invalid[0]["action"] == "POST /api/2.0/mlflow/model-versions/create"
     assert invalid[0]["model_name"] == name
-    assert not [r for r in audit(server, action="experiments/create", status="401")["records"]]
+    assert not audit(server, action="experiments/create", status="401")["records"]
+
+
+def test_a_client_request_id_is_kept_beside_the_servers_own(writer):
+    """A client's X-Request-ID never becomes a record's id: an insider could
+    otherwise forge one, or collide with another request's record."""
+    server, owner, key_id, client = writer
+    key = server.keystore.create("ids", owner=owner, scopes="read,write")[1]
+    chosen = f"proxy-{uuid.uuid4().hex[:8]}"
+    answers = [requests.post(f"{server.url}/api/2.0/mlflow/experiments/create",
+                             json={"name": f"ids-{uuid.uuid4().hex[:6]}"},
+                             headers={**bearer(key), "X-Request-ID": request_id}, timeout=30)
+               for request_id in (chosen, chosen, "not a token!")]
+    assert [answer.status_code for answer in answers] == [200, 200, 200]
+    served = [answer.headers["X-Request-ID"] for answer in answers]
+    assert chosen not in served and len(set(served)) == 3
+    records = wait_for(server, 3, principal=owner)
+    by_id = {record["request_id"]: record for record in records}
+    assert set(served) <= set(by_id)
+    assert [by_id[request_id]["client_request_id"] for request_id in served] == \
+        [chosen, chosen, None]
+    assert audit(server, request_id=chosen)["records"] == []
 
 
 def test_filters_and_pagination(writer):
@@ -121,7 +123,7 @@ def test_filters_and_pagination(writer):
 def test_key_management_is_audited_without_the_key(each_server_kind):
     server = each_server_kind
     created = requests.post(f"{server.url}/api/keys", json={"name": "audited-key"},
-                            headers=_headers(server.admin_key), timeout=30)
+                            headers=bearer(server.admin_key), timeout=30)
     assert created.status_code == 201
     key_id, plaintext = created.json()["id"], created.json()["key"]
     records = wait_for(server, 1, api_key_id=key_id)
@@ -137,13 +139,13 @@ def test_key_management_is_audited_without_the_key(each_server_kind):
 ])
 def test_bad_queries_are_400(each_server_kind, params, message):
     answer = requests.get(f"{each_server_kind.url}/api/audit", params=params,
-                          headers=_headers(each_server_kind.admin_key), timeout=30)
+                          headers=bearer(each_server_kind.admin_key), timeout=30)
     assert answer.status_code == 400 and message in answer.json()["detail"]
 
 
 def test_the_audit_trail_needs_admin(each_server_kind):
     key = each_server_kind.create_key("read,write")
-    answer = requests.get(f"{each_server_kind.url}/api/audit", headers=_headers(key), timeout=30)
+    answer = requests.get(f"{each_server_kind.url}/api/audit", headers=bearer(key), timeout=30)
     assert answer.status_code == 403
 
 
@@ -170,7 +172,7 @@ def test_poisoned_requests_cost_no_other_record(each_server_kind):
             while not stop.is_set():
                 for route, query, body in poisons:
                     session.post(f"{base}/{route}{query}", data=body, timeout=30,
-                                 headers={**_headers(attacker_key),
+                                 headers={**bearer(attacker_key),
                                           "Content-Type": "application/json"})
 
     attacks = [threading.Thread(target=poison) for _ in range(2)]
@@ -182,7 +184,7 @@ def test_poisoned_requests_cost_no_other_record(each_server_kind):
             for _ in range(15):
                 answer = session.post(f"{base}/experiments/create",
                                       json={"name": f"admin-{uuid.uuid4().hex[:8]}"},
-                                      headers=_headers(admin_key), timeout=30)
+                                      headers=bearer(admin_key), timeout=30)
                 assert answer.status_code == 200, answer.text
                 acknowledged.add(answer.headers["X-Request-ID"])
     finally:

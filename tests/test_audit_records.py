@@ -127,7 +127,8 @@ _KILLED_WORKER = textwrap.dedent("""
 
 def test_records_of_a_killed_worker_are_replayed_by_the_next(engine, tmp_path):
     directory = tmp_path / "spool"
-    killed = subprocess.run([sys.executable, "-c", _KILLED_WORKER,
+    # Isolated (-I): the installed package, not a checkout's folder in the working directory.
+    killed = subprocess.run([sys.executable, "-I", "-c", _KILLED_WORKER,
                              engine.url.render_as_string(hide_password=False), str(directory),
                              "25"], capture_output=True, text=True, timeout=120)
     assert killed.returncode == -signal.SIGKILL and killed.stdout == "answered\n", killed.stderr

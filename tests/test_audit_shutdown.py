@@ -16,7 +16,7 @@ import requests
 import sqlalchemy
 
 from mlflow_hokusai.db.schema import audit_log
-from tests.servers import BIN, MlflowServer
+from tests.support.servers import BIN, MlflowServer
 
 WRITES = 12
 SERVERS = {

@@ -66,7 +66,7 @@ def test_chunked_body_is_counted_as_it_streams(each_server_kind):
     ok = requests.post(server.url + SEARCH, data=iter([small[:10], small[10:]]),
                        headers={"X-API-Key": key, "Content-Type": "application/json"},
                        timeout=30)
-    assert ok.status_code == 200 and "runs" in ok.json() or ok.json() == {}
+    assert (ok.status_code == 200 and "runs" in ok.json()) or ok.json() == {}
 
 
 def test_streamed_artifact_upload_is_exempt(uvicorn_sqlite):

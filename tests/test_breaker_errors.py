@@ -66,7 +66,7 @@ def test_postgres_too_many_parameters_does_not_count(watched, make_postgres_data
 
 
 def test_refused_postgres_connection_counts(watched):
-    from tests.servers import free_port
+    from tests.support.servers import free_port
 
     engine = sqlalchemy.create_engine(
         f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/x",
@@ -77,9 +77,9 @@ def test_refused_postgres_connection_counts(watched):
     assert watched.state == OPEN
 
 
-def test_audit_writer_thread_is_not_reported(watched, tmp_path):
+@pytest.mark.parametrize("name", [*sorted(breaker_module.BACKGROUND_THREADS), "hokusai-batch-1f"])
+def test_background_threads_are_not_reported(watched, tmp_path, name):
     engine = sqlalchemy.create_engine(f"sqlite:///{tmp_path}/missing/dir/db.sqlite")
-    (name,) = breaker_module.BACKGROUND_THREADS
     errors = []
 
     def write():
@@ -95,13 +95,36 @@ def test_audit_writer_thread_is_not_reported(watched, tmp_path):
     assert len(errors) == 5 and watched.failure_count == 0
 
 
-def test_audit_recorder_thread_has_the_ignored_name():
+def test_background_threads_have_the_ignored_names():
     import inspect
 
     from mlflow_hokusai.plugins.audit import recorder
+    from mlflow_hokusai.plugins.monitoring import outcomes
+    from mlflow_hokusai.plugins.serving import batch, predictlog, supervisor
 
-    (name,) = breaker_module.BACKGROUND_THREADS
-    assert f'name="{name}"' in inspect.getsource(recorder)
+    sources = {"hokusai-audit": recorder, "hokusai-serving": supervisor,
+               "hokusai-prediction-log": predictlog, "hokusai-monitoring": outcomes}
+    assert set(sources) == breaker_module.BACKGROUND_THREADS
+    for name, module in sources.items():
+        # Threads named where they start, or by the name their Flusher is given.
+        assert f'name="{name}"' in inspect.getsource(module) or \
+            f'"{name}")' in inspect.getsource(module) or \
+            f'THREAD_NAME = "{name}"' in inspect.getsource(module), name
+    assert 'name=f"hokusai-batch-' in inspect.getsource(batch)
+    assert breaker_module.BACKGROUND_THREAD_PREFIXES == ("hokusai-batch-",)
+
+
+def test_a_request_thread_is_reported(watched, tmp_path):
+    engine = sqlalchemy.create_engine(f"sqlite:///{tmp_path}/missing/dir/db.sqlite")
+
+    def request():
+        with pytest.raises(sqlalchemy.exc.OperationalError):
+            engine.connect()
+
+    thread = threading.Thread(target=request, name="AnyIO worker thread")
+    thread.start()
+    thread.join()
+    assert watched.failure_count == 1
 
 
 @pytest.mark.parametrize("message, counts", [

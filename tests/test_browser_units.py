@@ -10,8 +10,12 @@ import flask
 import pytest
 from itsdangerous import timed
 
-from mlflow_hokusai.errors import (AuthenticationFailed, ConfigurationError, CrossSiteRefused,
-                                   UnsupportedMediaType)
+from mlflow_hokusai.errors import (
+    AuthenticationFailed,
+    ConfigurationError,
+    CrossSiteRefused,
+    UnsupportedMediaType,
+)
 from mlflow_hokusai.pipeline import RequestInfo
 from mlflow_hokusai.plugins.auth.credentials import SESSION_COOKIE, extract
 from mlflow_hokusai.plugins.browser.csrf import SameOrigin, browser_held, origin_of
@@ -168,15 +172,17 @@ def test_benchmark_chart():
 def test_contributors_are_ranked_by_summed_improvement():
     from mlflow_hokusai.plugins.browser.views import ranked_contributors
 
-    rows = [{"version": 1, "contributor": "0xa", "improvement": 0.0},
-            {"version": 2, "contributor": "0xb", "improvement": 0.06},
-            {"version": 3, "contributor": "0xa", "improvement": -0.02},
-            {"version": 4, "contributor": None, "improvement": 0.5},
-            {"version": 5, "contributor": "0xc", "improvement": None}]
+    rows = [{"version": 1, "contributor": "0xa", "improvement": 0.0, "verified": True},
+            {"version": 2, "contributor": "0xb", "improvement": 0.06, "verified": True},
+            {"version": 3, "contributor": "0xa", "improvement": -0.02, "verified": True},
+            {"version": 4, "contributor": None, "improvement": 0.5, "verified": True},
+            {"version": 5, "contributor": "0xc", "improvement": None, "verified": False},
+            {"version": 6, "contributor": "0xd", "improvement": 0.9, "verified": False}]
     ranked = ranked_contributors(rows)
     assert [(c["address"], c["versions"]) for c in ranked] == \
-        [("0xb", [2]), ("0xc", [5]), ("0xa", [1, 3])]
-    assert ranked[2]["improvement"] == pytest.approx(-0.02)
+        [("0xb", [2]), ("0xc", [5]), ("0xd", [6]), ("0xa", [1, 3])]
+    assert ranked[2]["improvement"] == 0.0  # a typed, unverified value counts for nothing
+    assert ranked[3]["improvement"] == pytest.approx(-0.02)
 
 
 def test_times_on_pages():

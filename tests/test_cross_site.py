@@ -20,8 +20,8 @@ import pytest
 import requests
 from mlflow import MlflowClient
 
-from tests.browser import other_site, screenshot
-from tests.conftest import SERVER_KINDS
+from tests.support.browser import other_site, screenshot
+from tests.support.hokusai_servers import SERVER_KINDS
 
 FORGE = """async ({target, model, evaluate, evaluateForm, experiment, artifact}) => {
   const out = {};
@@ -94,37 +94,40 @@ SAME_ORIGIN_CREATE = """async (name) => {
 }"""
 
 
-def _marker_model(marker: str):
-    """A model whose loading leaves a line in ``marker``: proof its code ran."""
+def _code_model():
+    """A model that is code (a python_model); an evaluation runs it in the
+    sandbox and tags the version with its run: proof an evaluation ran."""
 
-    class Marker(mlflow.pyfunc.PythonModel):
-        def load_context(self, context):
-            with open(marker, "a", encoding="utf-8") as handle:
-                handle.write("model code ran\n")
-
+    class Constant(mlflow.pyfunc.PythonModel):
         def predict(self, context, model_input, params=None):
             return [0] * len(model_input)
 
-    return Marker()
+    return Constant()
+
+
+def _evaluation_run(server, model: str):
+    version = requests.get(f"{server.url}/api/models/{model}/1", headers=_admin(server),
+                           timeout=30)
+    assert version.status_code == 200, version.text
+    return version.json()["tags"].get("hokusai.evaluation_run_id")
 
 
 @pytest.fixture(scope="module")
 def victims(request, tmp_path_factory):
     """Per server kind: a model version to delete or edit, and a registered
-    model whose code, loaded by an evaluation, writes a marker file."""
+    model whose code an evaluation runs."""
     made = {}
     for kind in SERVER_KINDS:
         server = request.getfixturevalue(kind)
         tag = uuid.uuid4().hex[:6]
-        marker = tmp_path_factory.mktemp(f"marker-{kind}") / "ran"
         os.environ["MLFLOW_TRACKING_TOKEN"] = server.create_key("read,write")
         mlflow.set_tracking_uri(server.url)
         try:
             client = MlflowClient(server.url)
             mlflow.set_experiment(f"xs-{tag}")
             with mlflow.start_run() as run:
-                info = mlflow.pyfunc.log_model(name="model", python_model=_marker_model(
-                    str(marker)), pip_requirements=[])
+                info = mlflow.pyfunc.log_model(name="model", python_model=_code_model(),
+                                               pip_requirements=[])
             mlflow.register_model(info.model_uri, f"xs-eval-{tag}")
             client.create_registered_model(f"xs-{tag}")
             client.create_model_version(f"xs-{tag}", f"runs:/{run.info.run_id}/model",
@@ -137,7 +140,7 @@ def victims(request, tmp_path_factory):
                                                       index=False)
         evaluate = {"model_name": f"xs-eval-{tag}", "model_version": 1,
                     "dataset_path": f"xs-{tag}.csv", "metrics": ["accuracy"], "target": "label"}
-        made[server.name] = {"tag": tag, "marker": marker, "model": f"xs-{tag}", "evaluate": evaluate}
+        made[server.name] = {"tag": tag, "model": f"xs-{tag}", "evaluate": evaluate}
     return made
 
 
@@ -173,6 +176,7 @@ def test_another_site_can_do_nothing(chromium, each_server_kind, victims, held):
             "Content-Type": "application/json"})
         assert logged_in.ok, logged_in.text()
     evaluate = victim["evaluate"]
+    evaluated_before = _evaluation_run(server, evaluate["model_name"])
     # The form's name ends inside the target's string; "=" and the value '"}'
     # complete it: the target is "label=", a column of the dataset too.
     evaluate_form = json.dumps({**{k: v for k, v in evaluate.items() if k != "target"},
@@ -205,12 +209,12 @@ def test_another_site_can_do_nothing(chromium, each_server_kind, victims, held):
         artifact = requests.get(f"{server.url}/{prefix}/2.0/mlflow-artifacts/artifacts/"
                                 f"forged-{tag}/file.txt", headers=_admin(server), timeout=30)
         assert artifact.status_code != 200, artifact.text
-    assert not victim["marker"].exists()  # the forged evaluations ran no model code
+    # The forged evaluations ran no model code (none tagged the version with a run).
+    assert _evaluation_run(server, evaluate["model_name"]) == evaluated_before
     evaluated = requests.post(f"{server.url}/models/evaluate", json=evaluate,
                               headers={"Authorization": f"Bearer {key}"}, timeout=300)
     assert evaluated.status_code == 200, evaluated.text  # the same body, explicitly sent
-    assert victim["marker"].read_text().count("model code ran") >= 1
-    victim["marker"].unlink()
+    assert _evaluation_run(server, evaluate["model_name"]) == evaluated.json()["run_id"]
 
 
 def test_explicit_credentials_are_not_affected(each_server_kind):

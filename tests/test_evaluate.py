@@ -15,8 +15,8 @@ from sklearn import metrics as skm
 from sklearn.datasets import make_classification, make_regression
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
-from tests.conftest import SERVER_KINDS
-from tests.test_models_api import Api
+from tests.support.hokusai_servers import SERVER_KINDS
+from tests.support.models_api import Api
 
 
 def _frame(features, target) -> pd.DataFrame:
@@ -60,13 +60,18 @@ def setup(request, tmp_path_factory):
 
 @pytest.fixture
 def api(setup):
-    return Api(setup["server"], scopes="admin")  # evaluation runs model code: admin
+    return Api(setup["server"], scopes="admin")
 
 
-def test_evaluation_needs_admin_by_default(setup):
-    refused = _evaluate(Api(setup["server"], scopes="read,write"), setup)
+def test_evaluation_needs_write_and_edit_on_the_model(setup):
+    """The model's code runs in the sandbox, so any writer may evaluate, but
+    only a model it may edit (the run goes into the model's experiment)."""
+    refused = _evaluate(Api(setup["server"], scopes="read"), setup)
     assert refused.status_code == 403
-    assert refused.json()["required_scope"] == "admin"
+    assert refused.json()["required_scope"] == "write"
+    stranger = _evaluate(Api(setup["server"], scopes="read,write"), setup)
+    assert stranger.status_code == 403, stranger.text
+    assert "EDIT on registered_model" in stranger.json()["detail"]
 
 
 def _evaluate(api, setup, **overrides):
@@ -89,6 +94,7 @@ def test_classifier_on_a_run_artifact(setup, api):
         "f1_score": skm.f1_score(truth, predicted)}, abs=1e-12)
     assert 0.5 < body["metrics"]["accuracy"] < 1.0  # a real, imperfect model
     assert (body["rows"], body["average"], body["model_version"]) == (80, "binary", 1)
+    assert body["sandbox"] == "bwrap"  # the model's code ran outside the server
 
     # Logged to a new run, linked to the version.
     run = api("GET", "/2.0/mlflow/runs/get", params={"run_id": body["run_id"]}).json()["run"]
@@ -124,8 +130,8 @@ def test_request_errors_are_clear(setup, api):
     response = _evaluate(api, setup, target="nope")
     assert response.status_code == 400
     assert response.json()["detail"].startswith("Target column 'nope' is not in the dataset")
-    assert _evaluate(api, setup, model_version=9).json() == \
-        {"detail": f"Model not found: {setup['name']}-cls:9"}
+    assert _evaluate(api, setup, model_version=9).json()["detail"] == \
+        f"Model not found: {setup['name']}-cls:9"
     missing = _evaluate(api, setup, dataset_path=f"runs:/{setup['run_id']}/data/none.csv")
     assert missing.status_code == 404
     assert _evaluate(api, setup, dataset_path="data.json").status_code == 400

@@ -14,7 +14,9 @@ import mlflow_hokusai
 
 PUBLIC_HEALTH = ["/health", "/ready", "/live", "/version", "/health/mlflow",
                  "/api/health/mlflow", "/mlflow/health/mlflow", "/api/health/mlflow/detailed",
-                 "/mlflow/health/mlflow/detailed", "/api/health/mlflow/connectivity", "/metrics"]
+                 "/mlflow/health/mlflow/detailed", "/api/health/mlflow/connectivity", "/metrics",
+                 # The API reference's base URL is /api (issue 20).
+                 "/api/health", "/api/ready", "/api/live", "/api/version", "/api/metrics"]
 
 
 def get(server, path, key=None, headers=None):
@@ -35,7 +37,10 @@ def test_public_probes_answer_without_credentials_and_only_to_get(each_server_ki
 def test_health(each_server_kind):
     body = get(each_server_kind, "/health").json()
     assert body["status"] == "healthy" and body["version"] == mlflow_hokusai.__version__
-    assert body["services"] == {"mlflow": "healthy", "database": "healthy", "redis": "disabled"}
+    expected = {"mlflow": "healthy", "database": "healthy", "redis": "disabled"}
+    if each_server_kind.database_uri.startswith("postgresql"):
+        expected["postgres"] = "healthy"  # the API reference's name for it
+    assert body["services"] == expected
     assert is_iso_utc(body["timestamp"])
 
 
@@ -72,10 +77,13 @@ def test_version_json_and_plain_for_mlflow_clients(each_server_kind):
 def test_mlflow_health(each_server_kind, path):
     body = get(each_server_kind, path).json()
     assert body["status"] == "healthy" and body["connected"] is True
-    assert body["circuit_breaker_state"] == "closed"
+    assert body["circuit_breaker_state"] == "CLOSED"  # as the API reference writes it
     assert body["circuit_breaker"]["failure_count"] == 0
+    assert body["mlflow_server"] == each_server_kind.url
     for name in ("connectivity", "experiments_api", "artifacts_api"):
-        assert body["checks"][name]["status"] == "pass"
+        assert body["checks"][name]["status"] == "healthy"
+        assert body["checks"][name]["check_status"] == "pass"
+        assert body["checks"][name]["passed"] is True and body["checks"][name]["message"]
         assert body["checks"][name]["response_time_ms"] > 0
 
 
@@ -83,7 +91,9 @@ def test_mlflow_health(each_server_kind, path):
                                   "/mlflow/health/mlflow/detailed"])
 def test_mlflow_health_detailed(each_server_kind, path):
     body = get(each_server_kind, path).json()
-    assert body["overall_health"] == "healthy"
+    assert body["overall_health"] is True and body["overall_status"] == "healthy"
+    assert {t["endpoint"] for t in body["tests"]} == set(body["checks"])
+    assert all(t["success"] and t["status_code"] == 200 for t in body["tests"])
     assert set(body["checks"]) == {"connectivity", "experiments_api", "artifacts_api",
                                    "registry_api", "database", "circuit_breaker"}
     assert all(isinstance(c["response_time_ms"], float) for c in body["checks"].values())
@@ -92,6 +102,7 @@ def test_mlflow_health_detailed(each_server_kind, path):
 def test_connectivity(each_server_kind):
     body = get(each_server_kind, "/api/health/mlflow/connectivity").json()
     assert body["status"] == "connected" and body["response_time_ms"] > 0
+    assert body["response_code"] == 200 and body["mlflow_server"] == each_server_kind.url
 
 
 def test_status_needs_read_scope(each_server_kind):

@@ -12,8 +12,8 @@ import requests
 import sqlalchemy
 from mlflow import MlflowClient
 
-from tests.index_helpers import token_row, version_rows
-from tests.servers import BIN, MlflowServer
+from tests.support.index_helpers import token_row, version_rows
+from tests.support.servers import BIN, MlflowServer
 
 ALICE = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"
 MLFLOW_TABLES = ("experiments", "runs", "params", "registered_models", "model_versions",

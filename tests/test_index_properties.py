@@ -17,7 +17,7 @@ from mlflow.entities.model_registry import ModelVersionTag, RegisteredModelTag
 from mlflow.exceptions import MlflowException
 
 from mlflow_hokusai.plugins.store.registry import registry_store_class
-from tests.index_helpers import rebuilt_answers, service_answers
+from tests.support.index_helpers import rebuilt_answers, service_answers
 
 ALICE = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"
 BOB = "0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359"

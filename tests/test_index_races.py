@@ -20,7 +20,7 @@ from mlflow.entities.model_registry import ModelVersionTag
 from mlflow.exceptions import MlflowException
 
 from mlflow_hokusai.plugins.store.registry import registry_store_class
-from tests.index_helpers import rebuilt_answers, service_answers
+from tests.support.index_helpers import rebuilt_answers, service_answers
 
 TOKEN = "hokusai_token_id"
 ROUNDS = 3  # each order of each pair of writers, a few times
@@ -113,7 +113,7 @@ def test_a_release_held_open_does_not_drop_a_token_set_meanwhile(store, release,
         token = f"tok-{uuid.uuid4().hex[:8]}"
         name = _model(store, token)
         errors = _race(store, RELEASES[release], {"name": name},
-                       lambda: HOLDS[hold](store, name, token))
+                       lambda name=name, token=token: HOLDS[hold](store, name, token))
         assert errors == []
         _check(store, name, token)
 
@@ -130,7 +130,7 @@ def test_a_token_set_held_open_is_not_released_meanwhile(store, release):
         token = f"tok-{uuid.uuid4().hex[:8]}"
         name = _model(store, token)
         errors = _race(store, SET_TAG_ON_2, {"name": name, "token": token},
-                       lambda: RELEASED_BY_STORE[release](store, name))
+                       lambda name=name: RELEASED_BY_STORE[release](store, name))
         assert errors == []
         _check(store, name, token)
 
@@ -143,7 +143,7 @@ def test_many_concurrent_rounds_through_the_store(store):
         barrier = threading.Barrier(2)
         errors = []
 
-        def call(action):
+        def call(action, barrier=barrier, errors=errors):
             barrier.wait()
             try:
                 action()
@@ -151,8 +151,9 @@ def test_many_concurrent_rounds_through_the_store(store):
                 errors.append(error)
 
         threads = [threading.Thread(target=call, args=(action,)) for action in (
-            lambda: store.delete_model_version_tag(name, "1", TOKEN),
-            lambda: store.set_model_version_tag(name, "2", ModelVersionTag(TOKEN, token)))]
+            lambda name=name: store.delete_model_version_tag(name, "1", TOKEN),
+            lambda name=name, token=token: store.set_model_version_tag(
+                name, "2", ModelVersionTag(TOKEN, token)))]
         for thread in threads:
             thread.start()
         for thread in threads:

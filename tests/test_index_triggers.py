@@ -8,8 +8,8 @@ from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore
 
 from mlflow_hokusai.db import migrate
 from mlflow_hokusai.plugins.store import tags, triggers
-from mlflow_hokusai.plugins.store.registry import registry_store_class
 from mlflow_hokusai.plugins.store.dialects import DIALECTS
+from mlflow_hokusai.plugins.store.registry import registry_store_class
 
 
 def _names(engine) -> set[str]:

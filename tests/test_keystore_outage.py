@@ -8,7 +8,7 @@ import requests
 
 from mlflow_hokusai.db.engine import get_engine
 from mlflow_hokusai.plugins.auth.keystore import KeyStore
-from tests.servers import MlflowServer
+from tests.support.servers import MlflowServer
 
 
 @pytest.fixture(scope="module")
@@ -20,8 +20,12 @@ def keystore_cluster(throwaway_postgres):
 def outage_server(tmp_path_factory, keystore_cluster):
     workdir = tmp_path_factory.mktemp("outage")
     server = MlflowServer(workdir, f"sqlite:///{workdir}/mlflow.db", workers=1,
+                          # Serving off: this is about the key store. (Serving's supervisor
+                          # polls this database every second; its failures once held the
+                          # breaker open past the 20 s below: test_breaker_errors.py.)
                           env={"HOKUSAI_DATABASE_URI": keystore_cluster.uri,
-                               "HOKUSAI_DB_TIMEOUT_SECONDS": "1"}).start()
+                               "HOKUSAI_DB_TIMEOUT_SECONDS": "1",
+                               "HOKUSAI_SERVING_ENABLED": "false"}).start()
     yield server
     server.stop()
 

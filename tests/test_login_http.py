@@ -11,7 +11,7 @@ from urllib.parse import unquote
 
 import requests
 
-from tests.test_credentials import _jwt
+from tests.support.jwt_keys import jwt_token
 
 HTML = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
 
@@ -72,15 +72,17 @@ def test_who_may_log_in(each_server_kind):
                               headers={"Authorization": f"Bearer {key}"})
     assert no_origin.status_code == 403
     assert _login(server, "hk_live_" + "x" * 36).status_code == 401
-    jwt_login = _login(server, _jwt("HS256" if "uvicorn" in server.name else "ES256"))
+    jwt_login = _login(server, jwt_token("HS256" if "uvicorn" in server.name else "ES256"))
     assert jwt_login.status_code == 400 and "JWT" in jwt_login.json()["detail"]
     assert "Set-Cookie" not in jwt_login.headers
 
 
 def _build_app(env) -> subprocess.CompletedProcess:
-    """Build the app as a server worker does, in a process of its own."""
-    return subprocess.run([sys.executable, "-c", "from mlflow_hokusai.app import create_app; "
-                           "create_app()"], env=env, capture_output=True, text=True, timeout=300)
+    """Build the app as a server worker does, in a process of its own (isolated,
+    -I: the installed package, not a checkout's folder in the working directory)."""
+    return subprocess.run([sys.executable, "-I", "-c", "from mlflow_hokusai.app import "
+                           "create_app; create_app()"], env=env, capture_output=True, text=True,
+                          timeout=300)
 
 
 def test_sessions_on_without_a_secret_refuse_to_start(tmp_path):

@@ -7,7 +7,7 @@ import pytest
 import sqlalchemy
 
 from mlflow_hokusai.db import migrate
-from tests.servers import BIN
+from tests.support.servers import BIN
 
 
 def _upgrade(uri):
@@ -37,3 +37,23 @@ def test_concurrent_upgrades_on_a_fresh_database_do_not_race(fresh_database):
     assert versions == [migrate.head_revision()]
     assert "hokusai_api_keys" in tables
     assert "alembic_version" not in tables  # MLflow's version table is left alone
+
+
+def test_model_owners_recorded_by_name_move_into_the_default_workspace(tmp_path):
+    """0010: owners the registry index held by name alone become (default, name)."""
+    from alembic import command
+
+    engine = sqlalchemy.create_engine(f"sqlite:///{tmp_path}/old.db")
+    with engine.connect() as connection:
+        command.upgrade(migrate._config(connection), "0009_key_workspaces")
+        connection.execute(sqlalchemy.text(
+            "INSERT INTO hokusai_registered_models (name, owner, owner_key_id, created_at) "
+            "VALUES ('churn', 'alice', 'k1', 5), ('legacy', NULL, NULL, 6)"))
+        connection.commit()
+    assert migrate.upgrade(engine)
+    with engine.connect() as connection:
+        rows = connection.execute(sqlalchemy.text(
+            "SELECT workspace, name, owner, owner_key_id, created_at "
+            "FROM hokusai_model_owners")).all()
+    engine.dispose()
+    assert [tuple(row) for row in rows] == [("default", "churn", "alice", "k1", 5)]

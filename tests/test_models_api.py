@@ -11,28 +11,15 @@ import zipfile
 import mlflow
 import numpy as np
 import pytest
-import requests
 from sklearn.linear_model import LogisticRegression
 
-from tests.conftest import SERVER_KINDS
+from tests.support.hokusai_servers import SERVER_KINDS
+from tests.support.models_api import Api
 
 RUN_METRICS = [
     {"train_loss": 0.5, "val_accuracy": 0.8, "accuracy": 0.8, "loss": 0.5},
     {"train_loss": 0.3, "val_accuracy": 0.9, "accuracy": 0.9, "loss": 0.3, "epochs": 7.0},
 ]
-
-
-class Api:
-    """Requests to one server with one key; ``prefix`` is "/api" or ""."""
-
-    def __init__(self, server, scopes="read,write", prefix="/api", owner=None):
-        self.server = server
-        self.headers = {"X-API-Key": server.create_key(scopes, owner=owner)}
-        self.prefix = prefix
-
-    def __call__(self, method, path, **kwargs):
-        return requests.request(method, self.server.url + self.prefix + path,
-                                headers=self.headers, timeout=60, **kwargs)
 
 
 @pytest.fixture(scope="module", params=SERVER_KINDS)
@@ -86,10 +73,12 @@ def test_get_version(registry, api):
         assert body["source"].startswith("models:/m-")
         assert body["logged_model_id"] == body["source"][len("models:/"):]
     response = api("GET", f"/models/{name}/99")
-    assert (response.status_code, response.json()) == \
-        (404, {"detail": f"Model not found: {name}:99"})
-    assert api("GET", "/models/no-such-model/1").json() == \
-        {"detail": "Model not found: no-such-model:1"}
+    assert (response.status_code, response.json()["detail"]) == \
+        (404, f"Model not found: {name}:99")
+    assert response.json()["error"] == {"code": "RESOURCE_NOT_FOUND",
+                                        "message": f"Model not found: {name}:99"}
+    assert api("GET", "/models/no-such-model/1").json()["detail"] == \
+        "Model not found: no-such-model:1"
     response = api("GET", f"/models/{name}/zero")
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["path", "version"]
@@ -99,7 +88,7 @@ def test_list_latest_versions_with_pagination(registry, api):
     name = registry["name"]
     listed = api("GET", "/models/", params={"name": name}).json()
     assert [(m["name"], m["version"], m["status"]) for m in listed["models"]] == \
-        [(name, 2, "READY")]
+        [(name, "2", "READY")]  # a string, as the API reference shows it
     assert listed["next_page_token"] is None
     group = f"page-{uuid.uuid4().hex[:8]}"
     for suffix in ("a", "b", "c"):
@@ -207,7 +196,9 @@ def test_delete_version(registry, api):
     response = api("DELETE", f"/models/{name}/1")
     assert response.json() == {"message": f"Model {name}:1 deleted successfully"}
     assert api("GET", f"/models/{name}/1").status_code == 404
-    assert api("DELETE", f"/models/{name}/1").json() == {"detail": f"Model not found: {name}:1"}
+    gone = api("DELETE", f"/models/{name}/1").json()
+    assert (gone["detail"], gone["error"]["code"]) == (f"Model not found: {name}:1",
+                                                       "RESOURCE_NOT_FOUND")
 
 
 def test_batch(registry, api):
@@ -238,9 +229,10 @@ def test_batch(registry, api):
         {"action": "set_tag", "model": f"{name}:1", "key": "never", "value": "v"},
         {"action": "delete", "model": f"{name}:9"}]})
     assert refused.status_code == 422
-    assert refused.json() == {"detail": [{"loc": ["body", "operations", 1, "model"],
-                                          "msg": f"Model not found: {name}:9",
-                                          "type": "not_found"}]}
+    assert refused.json()["detail"] == [{"loc": ["body", "operations", 1, "model"],
+                                         "msg": f"Model not found: {name}:9",
+                                         "type": "not_found"}]
+    assert refused.json()["error"]["code"] == "INVALID_PARAMETER"
     assert api("GET", f"/models/{name}/1").json()["tags"] == {}
     malformed = api("POST", "/models/batch", json={"operations": [
         {"action": "explode", "model": f"{name}:1"}, {"action": "set_tag", "model": "no-version"}]})
@@ -249,8 +241,8 @@ def test_batch(registry, api):
         {("body", "operations", 0), ("body", "operations", 1)}
     too_many = api("POST", "/models/batch", json={"operations": [
         {"action": "delete_tag", "model": f"{name}:1", "key": "k"}] * 101})
-    assert (too_many.status_code, too_many.json()) == \
-        (413, {"detail": "101 operations; the limit is 100"})
+    assert (too_many.status_code, too_many.json()["detail"]) == \
+        (413, "101 operations; the limit is 100")
 
 
 def test_compare(registry, api):
@@ -262,15 +254,17 @@ def test_compare(registry, api):
     assert body["model2"]["metrics"] == RUN_METRICS[1]
     assert body["delta"] == pytest.approx({"train_loss": -0.2, "val_accuracy": 0.1,
                                            "accuracy": 0.1, "loss": -0.2})
-    assert body["recommendation"] == {
+    assert body["recommendation_detail"] == {
         "model": f"{name}:2", "rule": "majority_of_known_metrics", "metric": None,
         "direction": None, "reason": "better on 4 of 4 shared metrics"}
+    # The API reference's string beside it.
+    assert body["recommendation"] == "Use version 2 (better on 4 of 4 shared metrics)"
     # A benchmark metric decides alone; its direction may be stated.
     api("PATCH", f"/models/{name}/1", json={"tags": {"benchmark_metric": "loss",
                                                      "benchmark_direction": "higher"}})
     try:
         recommendation = api("GET", "/models/compare", params={
-            "model1": f"{name}:1", "model2": f"{name}:2"}).json()["recommendation"]
+            "model1": f"{name}:1", "model2": f"{name}:2"}).json()["recommendation_detail"]
     finally:
         api("PATCH", f"/models/{name}/1", json={"tags": {"benchmark_metric": None,
                                                          "benchmark_direction": None}})
@@ -278,7 +272,7 @@ def test_compare(registry, api):
                               "metric": "loss", "direction": "higher",
                               "reason": "higher loss is better"}
     missing = api("GET", "/models/compare", params={"model1": f"{name}:1", "model2": "x:5"})
-    assert (missing.status_code, missing.json()) == (404, {"detail": "Model not found: x:5"})
+    assert (missing.status_code, missing.json()["detail"]) == (404, "Model not found: x:5")
     assert api("GET", "/models/compare", params={"model1": name}).status_code == 422
 
 

@@ -18,35 +18,8 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.server.auth.client import AuthServiceClient
 
-from tests.servers import BIN
-
-API = "/api/2.0/mlflow"
-
-
-class Caller:
-    def __init__(self, server, key: str):
-        self.url, self.key = server.url, key
-
-    def __call__(self, method: str, path: str, headers=None, **kwargs) -> requests.Response:
-        return requests.request(method, self.url + path,
-                                headers={**(headers or {}), "X-API-Key": self.key},
-                                timeout=60, **kwargs)
-
-    def ok(self, method: str, path: str, **kwargs) -> dict:
-        response = self(method, path, **kwargs)
-        assert response.status_code in (200, 201), (path, response.status_code, response.text)
-        return response.json() if response.content else {}
-
-
-@pytest.fixture
-def team(each_server_kind):
-    """An owner and another principal, each with a read,write key, and an admin."""
-    tag = uuid.uuid4().hex[:8]
-    owner = Caller(each_server_kind, each_server_kind.create_key("read,write",
-                                                                 owner=f"alice-{tag}"))
-    other = Caller(each_server_kind, each_server_kind.create_key("read,write", owner=f"bob-{tag}"))
-    admin = Caller(each_server_kind, each_server_kind.admin_key)
-    return each_server_kind, owner, other, admin, tag
+from tests.support.callers import API, Caller, grant, is_refused
+from tests.support.servers import BIN
 
 
 def _world(owner: Caller, tag: str) -> dict:
@@ -92,7 +65,8 @@ def _edit_operations(w: dict) -> list[tuple[str, str, dict]]:
          {"json": {"tags": [{"key": "t", "value": "v"}]}}),
         ("PUT", f"/api/2.0/mlflow-artifacts/artifacts/{w['artifact']}/notes.txt",
          {"data": b"hello"}),
-        ("POST", f"{API}/registered-models/set-tag", {"json": {"name": m, "key": "k", "value": "v"}}),
+        ("POST", f"{API}/registered-models/set-tag",
+         {"json": {"name": m, "key": "k", "value": "v"}}),
         ("DELETE", f"{API}/registered-models/delete-tag", {"json": {"name": m, "key": "k"}}),
         ("PATCH", f"{API}/registered-models/update", {"json": {"name": m, "description": "d"}}),
         ("PATCH", f"{API}/model-versions/update",
@@ -140,45 +114,30 @@ def _manage_operations(w: dict, owner: bool = False) -> list[tuple[str, str, dic
     ]
 
 
-def _grant(caller: Caller, user: str, resource_type: str, resource_id: str, permission: str):
-    caller.ok("POST", "/api/3.0/mlflow/users/permissions/grant",
-              json={"username": user, "resource_type": resource_type,
-                    "resource_id": resource_id, "permission": permission})
-
-
-def _refused(response) -> bool:
-    """403 in MLflow's shape, or in the {"detail"} shape of Hokusai's REST routes."""
-    if response.status_code != 403:
-        return False
-    body = response.json()
-    return body.get("error_code") == "PERMISSION_DENIED" or \
-        str(body.get("detail", "")).startswith("Permission denied")
-
-
 def test_owner_writes_other_is_refused_until_granted(team):
     server, owner, other, admin, tag = team
     world = _world(owner, tag)
     edits, manages = _edit_operations(world), _manage_operations(world)
     for method, path, kwargs in edits + manages:
         response = other(method, path, **kwargs)
-        assert _refused(response), (method, path, response.status_code, response.text)
+        assert is_refused(response), (method, path, response.status_code, response.text)
     denial = other("POST", f"{API}/runs/log-metric", **edits[4][2]).json()
     assert denial["resource_type"] == "experiment" and denial["resource_id"] == \
         world["experiment"] and denial["required_permission"] == "EDIT"
 
     bob = f"bob-{tag}"
-    _grant(owner, bob, "experiment", world["experiment"], "EDIT")
-    _grant(owner, bob, "registered_model", world["model"], "EDIT")
+    grant(owner, bob, "experiment", world["experiment"], "EDIT")
+    grant(owner, bob, "registered_model", world["model"], "EDIT")
     time.sleep(1.0)  # other workers read grants again after at most a second
     for method, path, kwargs in edits:
         response = other(method, path, **kwargs)
         assert response.status_code in (200, 201), (method, path, response.text)
     for method, path, kwargs in manages:
-        assert _refused(other(method, path, **kwargs)), (method, path)
+        assert is_refused(other(method, path, **kwargs)), (method, path)
     # An EDIT holder cannot pass permissions on: that takes MANAGE.
-    assert _refused(other("POST", "/api/3.0/mlflow/users/permissions/grant",
-                          json={"username": "carol", "resource_type": "experiment",
-                                "resource_id": world["experiment"], "permission": "READ"}))
+    assert is_refused(other("POST", "/api/3.0/mlflow/users/permissions/grant",
+                            json={"username": "carol", "resource_type": "experiment",
+                                  "resource_id": world["experiment"], "permission": "READ"}))
 
     for resource_type, resource_id in (("experiment", world["experiment"]),
                                        ("registered_model", world["model"])):
@@ -188,7 +147,7 @@ def test_owner_writes_other_is_refused_until_granted(team):
     time.sleep(1.0)  # the bound on how long any worker trusts a grant it read
     for _ in range(4):  # several requests: they reach different workers
         for method, path, kwargs in edits[:3] + edits[12:15]:
-            assert _refused(other(method, path, **kwargs)), (method, path)
+            assert is_refused(other(method, path, **kwargs)), (method, path)
 
     for method, path, kwargs in _manage_operations(world, owner=True):
         response = owner(method, path, **kwargs)
@@ -211,12 +170,12 @@ def test_camel_case_and_query_ids_cannot_dodge_the_check(team):
     server, owner, other, admin, tag = team
     world = _world(owner, tag)
     # Protobuf's parser reads camelCase aliases; the check must look there too.
-    assert _refused(other("POST", f"{API}/runs/set-tag",
-                          json={"runId": world["run"], "key": "x", "value": "y"}))
+    assert is_refused(other("POST", f"{API}/runs/set-tag",
+                            json={"runId": world["run"], "key": "x", "value": "y"}))
     # MLflow reads a POST's body, never its query: an id in the query decides nothing.
     response = other("POST", f"{API}/runs/set-tag", params={"run_id": "nope"},
                      json={"run_id": world["run"], "key": "x", "value": "y"})
-    assert _refused(response)
+    assert is_refused(response)
     # Without an id there is nothing to judge: refused, never let through.
     assert other("POST", f"{API}/runs/set-tag", json={"key": "x"}).status_code == 400
 
@@ -241,7 +200,7 @@ def test_two_ids_or_another_spelling_cannot_dodge_the_check(team):
                      params={"runId": my_run, "run_uuid": world["run"], "metric_key": "m"})
     assert response.status_code == 400
     # MLflow reads experiment ids as integers: "01" is experiment 1.
-    _grant(owner, f"bob-{tag}", "experiment", world["experiment"], "NO_PERMISSIONS")
+    grant(owner, f"bob-{tag}", "experiment", world["experiment"], "NO_PERMISSIONS")
     time.sleep(1.0)  # every worker reads grants again within a second
     for spelling in (world["experiment"], "0" + world["experiment"], " " + world["experiment"]):
         response = other("GET", f"{API}/experiments/get", params={"experiment_id": spelling})
@@ -252,8 +211,8 @@ def test_owner_records_of_a_hidden_resource_are_hidden(team):
     server, owner, other, admin, tag = team
     world = _world(owner, tag)
     bob = f"bob-{tag}"
-    _grant(owner, bob, "experiment", world["experiment"], "NO_PERMISSIONS")
-    _grant(owner, bob, "registered_model", world["model"], "NO_PERMISSIONS")
+    grant(owner, bob, "experiment", world["experiment"], "NO_PERMISSIONS")
+    grant(owner, bob, "registered_model", world["model"], "NO_PERMISSIONS")
     paths = [f"/api/owners/experiments/{world['experiment']}", f"/api/owners/runs/{world['run']}",
              f"/api/owners/registered-models/{world['model']}",
              f"/api/owners/model-versions/{world['model']}/1"]
@@ -281,9 +240,9 @@ def test_a_model_not_created_yet_grants_nothing_once_it_exists(team):
         owner.ok("POST", f"{API}/registered-models/create", json={"name": name})
         for _ in range(6):  # right after (well within a cache's lifetime): refused
             response = session.post(f"{server.url}{API}/registered-models/set-tag", **tag_it)
-            assert _refused(response), response.text
+            assert is_refused(response), response.text
     for _ in range(6):
-        assert _refused(other("POST", "/api/3.0/mlflow/users/permissions/grant", json=body))
+        assert is_refused(other("POST", "/api/3.0/mlflow/users/permissions/grant", json=body))
 
 
 def test_grants_need_an_existing_resource_and_valid_fields(team):
@@ -316,7 +275,7 @@ def test_mlflow_clients_work_for_the_owner_and_see_permission_denied(team, monke
         client.log_metric(run.info.run_id, "loss", 0.2)
     assert refused.value.error_code == "PERMISSION_DENIED"
     assert "EDIT" in refused.value.message and experiment in refused.value.message
-    with pytest.raises(MlflowException, match="PERMISSION_DENIED|Permission denied"):
+    with pytest.raises(MlflowException, match=r"PERMISSION_DENIED|Permission denied"):
         client.delete_registered_model(f"client-model-{tag}")
 
     # MLflow's own AuthServiceClient speaks the grant API unchanged.
@@ -337,7 +296,7 @@ def test_grants_and_denials_are_audited(team):
     server, owner, other, admin, tag = team
     world = _world(owner, tag)
     other("POST", f"{API}/runs/set-tag", json={"run_id": world["run"], "key": "x", "value": "y"})
-    _grant(owner, f"bob-{tag}", "experiment", world["experiment"], "READ")
+    grant(owner, f"bob-{tag}", "experiment", world["experiment"], "READ")
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         actions = set()
@@ -357,12 +316,12 @@ def test_a_deleted_models_grants_do_not_pass_to_the_next_of_its_name(team):
     server, owner, other, admin, tag = team
     name = f"reborn-{tag}"
     owner.ok("POST", f"{API}/registered-models/create", json={"name": name})
-    _grant(owner, f"bob-{tag}", "registered_model", name, "MANAGE")
+    grant(owner, f"bob-{tag}", "registered_model", name, "MANAGE")
     owner.ok("DELETE", f"{API}/registered-models/delete", json={"name": name})
     carol = Caller(server, server.create_key("read,write", owner=f"carol-{tag}"))
     carol.ok("POST", f"{API}/registered-models/create", json={"name": name})
     time.sleep(1.0)
-    assert _refused(other("DELETE", f"{API}/registered-models/delete", json={"name": name}))
+    assert is_refused(other("DELETE", f"{API}/registered-models/delete", json={"name": name}))
 
 
 def test_grants_from_the_cli_and_the_app_client(team, monkeypatch):

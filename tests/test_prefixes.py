@@ -9,7 +9,7 @@ import requests
 from mlflow import MlflowClient
 
 from mlflow_hokusai import prefixes
-from tests.test_mlflow_client import test_full_tracking_and_registry_flow as full_flow
+from tests.support.flows import full_tracking_and_registry_flow
 
 
 @pytest.mark.parametrize("path,expected", [
@@ -136,4 +136,4 @@ def prefixed_tracking(each_server_kind, monkeypatch):
 
 def test_unmodified_client_at_api_mlflow_does_a_full_run(prefixed_tracking, tmp_path):
     # Metrics, params, artifacts up and down, register, alias, load the model.
-    full_flow(prefixed_tracking, tmp_path)
+    full_tracking_and_registry_flow(prefixed_tracking, tmp_path)

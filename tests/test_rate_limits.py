@@ -12,8 +12,8 @@ from mlflow import MlflowClient
 
 from mlflow_hokusai.db.engine import get_engine
 from mlflow_hokusai.plugins.auth.keystore import KeyStore
-from tests.redisserver import RedisServer
-from tests.servers import MlflowServer
+from tests.support.redisserver import RedisServer
+from tests.support.servers import MlflowServer
 
 LIMITS = {
     "HOKUSAI_TIER_LIMITS": "free=5/4 seconds,standard=1000/minute,enterprise=10000/minute",

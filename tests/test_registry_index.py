@@ -9,9 +9,10 @@ import pytest
 import requests
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
+from mlflow.utils.rest_utils import MlflowHostCreds, http_request
 
 from mlflow_hokusai.db.engine import to_sqlalchemy_url
-from tests.index_helpers import run_lineage, token_row, version_rows
+from tests.support.index_helpers import run_lineage, token_row, version_owner_rows, version_rows
 
 ALICE = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"  # EIP-55 test vectors
 BOB = "0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359"
@@ -72,7 +73,10 @@ def test_index_is_built_from_standard_client_calls(server, client):
     assert rows[2]["improvement"] == pytest.approx(0.10)
     assert rows[3]["baseline_value"] == 0.4 and rows[3]["improvement"] == pytest.approx(-0.05)
     assert rows[1]["contributor"] is None and rows[1]["improvement"] == 0.0  # the baseline
-    assert {row["owner"] for row in rows.values()} == {"ivy"}
+    owners = version_owner_rows(server.database_uri, name)
+    assert {row["owner"] for row in owners.values()} == {"ivy"}
+    assert all(row["owner_key_id"] for row in owners.values())
+    # MLflow's own column holds the plain name (no key id stamped into it).
     assert client.get_model_version(name, "2").user_id == "ivy"
 
 
@@ -176,10 +180,21 @@ def test_concurrent_writers_leave_a_consistent_index(server, client):
     client.create_registered_model(name)
     _version(client, name, hokusai_token_id=token, benchmark_value="0")
 
+    # Registration is limited to 20 a minute per key: one key for all 25 versions
+    # waited a minute on the limit. Each writer has a key of its own (of the same
+    # owner, who may write the model), as concurrent writers in production have,
+    # and sends through MLflow's REST layer as the client does (with its retries).
     def write(worker):
+        creds = MlflowHostCreds(server.url, token=server.keystore.create(
+            f"writer-{worker}", owner="ivy", scopes="read,write")[1])
         for step in range(4):
-            _version(client, name, hokusai_token_id=token, benchmark_value=str(worker * 10 + step),
-                     hokusai_contributor=ALICE if worker % 2 else BOB)
+            tags = {"hokusai_token_id": token, "benchmark_value": str(worker * 10 + step),
+                    "hokusai_contributor": ALICE if worker % 2 else BOB}
+            answer = http_request(creds, "/api/2.0/mlflow/model-versions/create", "POST", json={
+                "name": name, "source": f"runs:/{client.shared_run}/model",
+                "run_id": client.shared_run,
+                "tags": [{"key": k, "value": v} for k, v in tags.items()]})
+            assert answer.status_code == 200, answer.text
 
     with concurrent.futures.ThreadPoolExecutor(6) as pool:
         list(pool.map(write, range(6)))
@@ -241,7 +256,7 @@ def test_one_free_token_raced_onto_two_models_binds_to_one(server, client):
             return None
 
     with concurrent.futures.ThreadPoolExecutor(len(names)) as pool:
-        created = dict(zip(names, pool.map(bind, names)))
+        created = dict(zip(names, pool.map(bind, names), strict=True))
     winners = [name for name, version in created.items() if version is not None]
     assert len(winners) == 1
     assert token_row(server.database_uri, token)["model_name"] == winners[0]

@@ -8,7 +8,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST
 
 from mlflow_hokusai.errors import NotFound
-from mlflow_hokusai.rest import BodyModel, QueryModel, Raw, RestBlueprint, openapi  # noqa: F401
+from mlflow_hokusai.rest import BodyModel, QueryModel, Raw, RestBlueprint, openapi
 
 
 class ItemPath(QueryModel):
@@ -22,7 +22,7 @@ class Paging(QueryModel):
 
 class Update(BodyModel):
     description: str | None = None
-    tags: dict[str, str] = {}
+    tags: dict[str, str] = {}  # noqa: RUF012 - pydantic copies a field's default per instance
 
 
 class Item(pydantic.BaseModel):
@@ -77,13 +77,14 @@ def test_every_operation_is_served_under_api_and_at_the_root(client):
 def test_validation_errors_are_422_in_fastapis_shape(client):
     response = client.patch("/api/things/m/0", json={"description": "d", "colour": "red"})
     assert response.status_code == 422
-    assert response.get_json() == {"detail": [
+    assert response.get_json()["detail"] == [
         {"loc": ["path", "version"], "msg": "Input should be greater than or equal to 1",
-         "type": "greater_than_equal"}]}
+         "type": "greater_than_equal"}]
+    assert response.get_json()["error"]["code"] == "INVALID_PARAMETER"
     response = client.patch("/api/things/m/1", json={"description": "d", "colour": "red"})
-    assert response.get_json() == {"detail": [
+    assert response.get_json()["detail"] == [
         {"loc": ["body", "colour"], "msg": "Extra inputs are not permitted",
-         "type": "extra_forbidden"}]}
+         "type": "extra_forbidden"}]
     response = client.patch("/api/things/m/1", data="{nope", content_type="application/json")
     assert response.status_code == 422
     assert response.get_json()["detail"][0]["type"] == "json_invalid"
@@ -92,12 +93,17 @@ def test_validation_errors_are_422_in_fastapis_shape(client):
     assert response.get_json()["detail"][0]["loc"] == ["query", "max_results"]
 
 
-def test_errors_are_detail_only(client):
+def test_errors_carry_every_form(client):
+    """The reference's ``detail`` and ``error``, MLflow's ``error_code`` and ``message``."""
     response = client.patch("/things/missing/2", json={})
+    message = "Model not found: missing:2"
     assert (response.status_code, response.get_json()) == \
-        (404, {"detail": "Model not found: missing:2"})
+        (404, {"detail": message, "error": {"code": "RESOURCE_NOT_FOUND", "message": message},
+               "error_code": "RESOURCE_DOES_NOT_EXIST", "message": message})
     response = client.patch("/things/mlflow/2", json={})
-    assert (response.status_code, response.get_json()) == (404, {"detail": "nope"})
+    assert (response.status_code, response.get_json()) == \
+        (404, {"detail": "nope", "error": {"code": "RESOURCE_NOT_FOUND", "message": "nope"},
+               "error_code": "RESOURCE_DOES_NOT_EXIST", "message": "nope"})
 
 
 def test_openapi_lists_both_paths_with_schemas(client):

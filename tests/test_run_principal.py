@@ -27,7 +27,7 @@ def test_mlflow_user_cannot_be_rewritten(each_server_kind, monkeypatch):
         lambda: client.delete_tag(run_id, "mlflow.user"),
     ]
     for attempt in attempts:
-        with pytest.raises(MlflowException, match="mlflow.user tag is the principal") as refused:
+        with pytest.raises(MlflowException, match=r"mlflow\.user tag is the principal") as refused:
             attempt()
         assert refused.value.error_code == "INVALID_PARAMETER_VALUE"
     answer = requests.post(f"{server.url}/api/2.0/mlflow/runs/set-tag", timeout=30,

@@ -8,7 +8,7 @@ import requests
 import sqlalchemy
 from mlflow import MlflowClient
 
-from tests.servers import BIN
+from tests.support.servers import BIN
 
 
 def test_db_upgrade_creates_mlflow_and_hokusai_schemas(tmp_path):

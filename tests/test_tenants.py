@@ -11,15 +11,18 @@ import jwt
 import pytest
 import requests
 
-from tests.conftest import JWT_SECRET, _start
-from tests.test_permissions import API, Caller
+from tests.support.callers import API, Caller
+from tests.support.hokusai_servers import start_server
+from tests.support.jwt_keys import JWT_SECRET
 
 
-@pytest.fixture(scope="module")
-def workspaces_server(tmp_path_factory):
-    backend = f"sqlite:///{tmp_path_factory.mktemp('tenants') / 'mlflow.db'}"
-    running = _start(tmp_path_factory, "tenants-uvicorn", backend, server="uvicorn",
-                     extra_env={"MLFLOW_ENABLE_WORKSPACES": "true"})
+@pytest.fixture(scope="module", params=["uvicorn-sqlite", "gunicorn-postgresql"])
+def workspaces_server(request, tmp_path_factory, make_postgres_database):
+    server, database = request.param.split("-")
+    backend = f"sqlite:///{tmp_path_factory.mktemp('tenants') / 'mlflow.db'}" \
+        if database == "sqlite" else make_postgres_database()
+    running = start_server(tmp_path_factory, f"tenants-{request.param}", backend, server=server,
+                           extra_env={"MLFLOW_ENABLE_WORKSPACES": "true"})
     yield running
     running.server.stop()
 
@@ -53,7 +56,8 @@ def test_a_key_bound_to_one_workspace_stays_in_it(workspaces_server):
     assert searched.status_code == 200, searched.text
     for response in (in_b("POST", f"{API}/experiments/search", json={"max_results": 10}),
                      in_b("POST", f"{API}/experiments/create", json={"name": f"x-{tag}"}),
-                     alice("POST", f"{API}/experiments/search", json={"max_results": 10})):  # default workspace
+                     # the default workspace
+                     alice("POST", f"{API}/experiments/search", json={"max_results": 10})):
         assert response.status_code == 403, response.text
         assert response.json()["error_code"] == "PERMISSION_DENIED"
         assert "not bound to workspace" in response.json()["message"]
@@ -64,10 +68,81 @@ def test_a_key_bound_to_one_workspace_stays_in_it(workspaces_server):
     bob_headers = {"Authorization": f"Bearer {token}"}
 
     def as_bob(workspace):
-        return requests.post(workspaces_server.url + f"{API}/experiments/search", json={"max_results": 10},
+        return requests.post(workspaces_server.url + f"{API}/experiments/search",
+                             json={"max_results": 10},
                              headers={**bob_headers, "X-MLFLOW-WORKSPACE": workspace},
                              timeout=60).status_code
 
     assert (as_bob(b), as_bob(a)) == (200, 403)
     # An admin key bound to all ("*" or, unbound, by its scope) enters every workspace.
-    assert _in(admin, b)("POST", f"{API}/experiments/search", json={"max_results": 10}).status_code == 200
+    searched = _in(admin, b)("POST", f"{API}/experiments/search", json={"max_results": 10})
+    assert searched.status_code == 200
+
+
+def _workspaces(server, tag: str) -> tuple[str, str]:
+    admin = HeaderCaller(server, server.admin_key)
+    names = (f"team-a-{tag}", f"team-b-{tag}")
+    for name in names:
+        response = admin("POST", "/api/3.0/mlflow/workspaces", json={"name": name})
+        assert response.status_code == 201, response.text
+    return names
+
+
+def _principal(server, name: str, workspaces: str) -> HeaderCaller:
+    return HeaderCaller(server, server.create_key("read,write", owner=name,
+                                                  workspaces=workspaces))
+
+
+def _set_tag(call, model: str):
+    return call("POST", f"{API}/registered-models/set-tag",
+                json={"name": model, "key": "k", "value": "v"})
+
+
+def test_a_key_bound_to_a_cannot_touch_models_in_b(workspaces_server):
+    tag = uuid.uuid4().hex[:6]
+    a, b = _workspaces(workspaces_server, tag)
+    model = f"model-{tag}"
+    carol = _principal(workspaces_server, f"carol-{tag}", b)
+    assert _in(carol, b)("POST", f"{API}/registered-models/create",
+                         json={"name": model}).status_code == 200
+    alice = _in(_principal(workspaces_server, f"alice-{tag}", a), b)
+    for response in (alice("GET", f"{API}/registered-models/get", params={"name": model}),
+                     _set_tag(alice, model),
+                     alice("DELETE", f"{API}/registered-models/delete", json={"name": model})):
+        assert response.status_code == 403, response.text
+        assert "not bound to workspace" in response.json()["message"]
+
+
+def test_model_owners_and_grants_are_per_workspace(workspaces_server):
+    """Two workspaces' models of one name are two models: creating one in b does
+    not make its creator the owner of a's, and a grant made in a counts in a only."""
+    tag = uuid.uuid4().hex[:6]
+    a, b = _workspaces(workspaces_server, tag)
+    model, both = f"model-{tag}", f"{a},{b}"
+    alice = _principal(workspaces_server, f"alice-{tag}", both)
+    dave = _principal(workspaces_server, f"dave-{tag}", both)
+    for caller, workspace in ((alice, a), (dave, b)):
+        created = _in(caller, workspace)("POST", f"{API}/registered-models/create",
+                                         json={"name": model})
+        assert created.status_code == 200, created.text
+    # Dave owns b's model, not a's (which the second creation could have claimed).
+    assert _set_tag(_in(dave, b), model).status_code == 200
+    refused = _set_tag(_in(dave, a), model)
+    assert refused.status_code == 403 and refused.json()["required_permission"] == "EDIT"
+    assert _in(dave, a)("DELETE", f"{API}/registered-models/delete",
+                        json={"name": model}).status_code == 403
+    owner = _in(alice, a)("GET", f"/api/owners/registered-models/{model}")
+    assert owner.json()["owner"] == f"alice-{tag}", owner.text
+
+    # Alice also makes one in b (Dave's name taken there: a model of her own).
+    other = f"shared-{tag}"
+    for workspace in (a, b):
+        assert _in(alice, workspace)("POST", f"{API}/registered-models/create",
+                                     json={"name": other}).status_code == 200
+    granted = _in(alice, a)("POST", "/api/3.0/mlflow/users/permissions/grant",
+                            json={"username": f"dave-{tag}", "resource_type": "registered_model",
+                                  "resource_id": other, "permission": "EDIT"})
+    assert granted.status_code == 200, granted.text
+    time.sleep(1.0)  # other workers read grants again after at most a second
+    assert _set_tag(_in(dave, a), other).status_code == 200
+    assert _set_tag(_in(dave, b), other).status_code == 403

@@ -9,6 +9,7 @@ import pytest
 from mlflow_hokusai.errors import ConfigurationError
 from mlflow_hokusai.plugins.auth import keys, permissions, scopes
 from mlflow_hokusai.settings import Settings, markdown_table
+from tests.support.clock import FakeClock
 
 
 def test_key_format_entropy_and_checksum():
@@ -86,14 +87,6 @@ def test_readme_documents_every_setting(repo_root):
     assert markdown_table() in readme  # regenerate: python -m mlflow_hokusai.settings
     for field in dataclasses.fields(Settings):
         assert f"`{Settings.env_name(field)}`" in markdown_table()
-
-
-class FakeClock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
 
 
 def test_circuit_breaker_state_machine():

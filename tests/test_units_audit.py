@@ -72,7 +72,7 @@ def test_uvicorn_lifespan_shutdown_runs_the_shutdown_hooks_before_it_completes()
 
     async def app(scope, receive, send):  # a lifespan as Starlette answers it
         assert scope["type"] == "lifespan"
-        while (message := await receive())["type"] != "lifespan.shutdown":
+        while (await receive())["type"] != "lifespan.shutdown":
             await send({"type": "lifespan.startup.complete"})
         await send({"type": "lifespan.shutdown.complete"})
 

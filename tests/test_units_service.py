@@ -9,7 +9,7 @@ from limits.strategies import MovingWindowRateLimiter
 
 from mlflow_hokusai.plugins.health.checks import Cached
 from mlflow_hokusai.plugins.ratelimit.filestorage import SqliteFileStorage
-from tests.test_units import FakeClock as Clock
+from tests.support.clock import FakeClock as Clock
 
 
 def test_health_results_are_computed_once_per_interval():
@@ -78,3 +78,34 @@ def test_file_storage_is_exact_across_processes(tmp_path):
     assert storage.incr("c", 60) == 1 and storage.incr("c", 60, 2) == 3 and storage.get("c") == 3
     storage.clear("c")
     assert storage.get("c") == 0 and storage.check()
+
+
+def test_file_storage_window_follows_the_clock_and_every_writer(tmp_path, monkeypatch):
+    """The moving window against a plain model of it, on a fake clock, with the
+    periodic sweep in between; events written by another writer of the file (an
+    older server sharing it) or before the key's first check are counted; a
+    key's expired events are deleted by its checks, so the file stays small."""
+    from mlflow_hokusai.plugins.ratelimit import filestorage
+
+    now = [1000.0]
+    monkeypatch.setattr(filestorage.time, "time", lambda: now[0])
+    monkeypatch.setattr(filestorage, "_SWEEP_EVERY", 7)
+    storage = SqliteFileStorage(f"hokusai+sqlite://{tmp_path}/limits.db")
+    # Written straight into the file, as a writer that knows no window sizes.
+    storage._connect().executemany("INSERT INTO events VALUES (?, ?, ?)",
+                                   [("a", 995.0, 1005.0), ("a", 999.0, 1009.0)])
+    model = {"a": [995.0, 999.0], "b": []}
+    steps = [(key, amount, 0.3 + (i * 7 % 11) / 4) for i, (key, amount) in
+             enumerate([("a", 1), ("b", 1), ("a", 2), ("b", 1), ("a", 1)] * 60)]
+    for key, amount, pause in steps:
+        now[0] += pause
+        window = [at for at in model[key] if at >= now[0] - 10]
+        allowed = len(window) + amount <= 4
+        assert storage.acquire_entry(key, 4, 10, amount) is allowed
+        model[key] = window + [now[0]] * amount if allowed else window
+        assert storage.get_moving_window(key, 4, 10) == (min(model[key], default=now[0]),
+                                                         len(model[key]))
+    storage._connect().execute("INSERT INTO events VALUES ('b', ?, ?)", (now[0], now[0] + 10))
+    assert storage.get_moving_window("b", 4, 10)[1] == len(model["b"]) + 1
+    (stored,) = storage._read("SELECT count(*) FROM events")
+    assert stored <= 4 + 4 + 1  # each key's window at most, not the whole history

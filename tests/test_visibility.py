@@ -9,8 +9,11 @@ import uuid
 
 import pytest
 
-from tests.conftest import _start
-from tests.test_permissions import API, Caller, _grant
+from tests.support.callers import API, Caller, grant
+from tests.support.experiment_children import children_world, owners_answer, reads
+from tests.support.hokusai_servers import start_server
+
+pytestmark = pytest.mark.usefixtures("no_telemetry")
 
 PRIVATE = {"HOKUSAI_DEFAULT_PERMISSION": "NO_PERMISSIONS"}
 
@@ -19,12 +22,12 @@ PRIVATE = {"HOKUSAI_DEFAULT_PERMISSION": "NO_PERMISSIONS"}
 def private_server(request, tmp_path_factory, make_postgres_database):
     if request.param == "uvicorn-sqlite":
         backend = f"sqlite:///{tmp_path_factory.mktemp('private') / 'mlflow.db'}"
-        running = _start(tmp_path_factory, "private-uvicorn", backend, server="uvicorn",
-                         extra_env=PRIVATE)
+        running = start_server(tmp_path_factory, "private-uvicorn", backend, server="uvicorn",
+                               extra_env=PRIVATE)
     else:
         backend = make_postgres_database()
-        running = _start(tmp_path_factory, "private-gunicorn", backend, server="gunicorn",
-                         hokusai_db=backend, extra_env=PRIVATE)
+        running = start_server(tmp_path_factory, "private-gunicorn", backend, server="gunicorn",
+                               hokusai_db=backend, extra_env=PRIVATE)
     yield running
     running.server.stop()
 
@@ -128,9 +131,27 @@ def test_searches_show_only_what_one_may_read_with_full_pages(private_server):
     models = bob("GET", f"{API}/registered-models/get", params={"name": mine["alice"][0][0]})
     assert models.status_code == 404
 
-    _grant(alice, f"bob-{tag}", "experiment", hidden, "READ")
+    grant(alice, f"bob-{tag}", "experiment", hidden, "READ")
     time.sleep(1.0)
     experiments = _pages(bob, f"{API}/experiments/search", {"filter": like}, "experiments", 3)
     assert [len(page) for page in experiments] == [3, 3]
     assert bob("GET", f"{API}/experiments/get",
                params={"experiment_id": hidden}).status_code == 200
+
+
+def test_an_experiments_other_children_are_hidden_with_it(private_server, monkeypatch):
+    """Traces, assessments, datasets, label schemas, review queues, issues,
+    scorers and bulk metric reads of a hidden experiment do not exist for the
+    caller (404), until it is granted READ."""
+    tag = uuid.uuid4().hex[:8]
+    alice = Caller(private_server, private_server.create_key("read,write", owner=f"alice-{tag}"))
+    bob = Caller(private_server, private_server.create_key("read,write", owner=f"bob-{tag}"))
+    world = children_world(private_server, alice, tag, monkeypatch)
+    answers = [owners_answer(alice, *read) for read in reads(world)]
+    for method, path, kwargs in reads(world):
+        response = bob(method, path, **kwargs)
+        assert response.status_code == 404, (method, path, response.status_code, response.text)
+    grant(alice, f"bob-{tag}", "experiment", world["experiment"], "READ")
+    time.sleep(1.0)  # every worker reads grants again within a second
+    assert [bob(method, path, **kwargs).status_code
+            for method, path, kwargs in reads(world)] == answers

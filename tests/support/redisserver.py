@@ -10,7 +10,7 @@ import time
 
 import redis
 
-from tests.servers import free_port
+from tests.support.servers import free_port
 
 
 class RedisServer:
@@ -23,7 +23,7 @@ class RedisServer:
     def uri(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self) -> "RedisServer":
+    def start(self) -> RedisServer:
         self.process = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no", "--dir", self.dir],

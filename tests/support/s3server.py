@@ -10,7 +10,7 @@ import time
 import boto3
 import requests
 
-from tests.servers import BIN, free_port
+from tests.support.servers import BIN, free_port
 
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                "AWS_DEFAULT_REGION": "us-east-1"}
@@ -28,7 +28,7 @@ class S3Server:
         """What an MLflow server or client needs to use this endpoint."""
         return {**CREDENTIALS, "MLFLOW_S3_ENDPOINT_URL": self.url, "AWS_MAX_ATTEMPTS": "2"}
 
-    def start(self) -> "S3Server":
+    def start(self) -> S3Server:
         self.process = subprocess.Popen([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p",
                                          str(self.port)], stdout=subprocess.DEVNULL,
                                         stderr=subprocess.DEVNULL, start_new_session=True)

@@ -16,8 +16,8 @@ import pytest
 import requests
 from mlflow import MlflowClient
 
-from tests.s3server import S3Server
-from tests.servers import BIN
+from tests.support.s3server import S3Server
+from tests.support.servers import BIN
 
 API = "/api/2.0/mlflow-artifacts/artifacts"
 

@@ -21,6 +21,13 @@ def version_rows(database_uri: str, name: str) -> dict[int, dict]:
         return {row["version"]: dict(row) for row in reader.versions(session, name)}
 
 
+def version_owner_rows(database_uri: str, name: str) -> dict[int, dict]:
+    """The owners of a model's live versions (hokusai_version_owners), by number."""
+    with index_session(database_uri) as session:
+        return {number: dict(reader.version_owner(session, "default", name, number))
+                for number in version_rows(database_uri, name)}
+
+
 def token_row(database_uri: str, token_id: str):
     with index_session(database_uri) as session:
         row = reader.token(session, token_id)
@@ -49,7 +56,8 @@ def service_answers(session, names, tokens, addresses) -> dict:
 
     page = schemas.Page()
     found = {}
-    with mock.patch.object(service, "read", lambda query, registry=True: query(session)):
+    with mock.patch.object(service, "read", lambda query, registry=True: query(session)), \
+            mock.patch.object(service, "_hokusai_engine", session.get_bind):
         for name in names:
             found[("model", name)] = answer(service.model_lineage, name, page)
             for number in range(1, 9):

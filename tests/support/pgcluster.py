@@ -11,7 +11,7 @@ import subprocess
 import tempfile
 import time
 
-from tests.servers import free_port
+from tests.support.servers import free_port
 
 
 def _bindir() -> str:
@@ -45,7 +45,7 @@ class PostgresCluster:
     def uri(self) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
-    def start(self) -> "PostgresCluster":
+    def start(self) -> PostgresCluster:
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [f"{self.bindir}/postgres", "-D", self.data, "-p", str(self.port),

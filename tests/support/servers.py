@@ -56,14 +56,20 @@ class MlflowServer:
             cmd += ["--gunicorn-opts", self.gunicorn_opts]
         return cmd
 
-    def start(self, timeout: float = 120) -> "MlflowServer":
+    def start(self, timeout: float = 120) -> MlflowServer:
         # MLflow's job runner starts eight processes per server (about 1.5 GB and
         # several CPU-seconds); no test uses MLflow's jobs, and the suite starts
         # many servers on a 2-core machine. A test may turn it back on in ``env``.
-        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **self.env}
+        # MLflow fetches the AI gateway's model catalog from GitHub per provider,
+        # with retries; this machine has no internet, so a call would hang for
+        # minutes: the bundled catalog only (an empty URI turns the fetch off).
+        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+               "MLFLOW_MODEL_CATALOG_URI": "", **self.env}
         for name in ("MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_USERNAME",
                      "MLFLOW_TRACKING_PASSWORD"):
             env.pop(name, None)
+        # A restart appends to the same log: only what this start writes counts.
+        self._log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(self.command(), cwd=self.workdir, env=env,
                                             stdout=log, stderr=subprocess.STDOUT,
@@ -72,14 +78,20 @@ class MlflowServer:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{self.log_tail()}")
+            # Every worker says it is ready before the first request: requests sent
+            # while workers boot wait in the listen backlog after their client gave
+            # up, and a worker recycled after a few requests (gunicorn's
+            # --max-requests) spent them all on that backlog, again and again.
+            if not self._workers_ready():
+                time.sleep(0.3)
+                continue
             try:
                 status = requests.get(self.url + "/version", timeout=2).status_code
             except requests.RequestException:
                 status = None
             # Any answer means a worker is serving (basic-auth guards /version,
-            # a low public limit refuses it); then wait for the others, so tests
-            # that need every worker get them.
-            if status in (200, 401, 429) and self._workers_ready():
+            # a low public limit refuses it).
+            if status in (200, 401, 429):
                 return self
             if status is not None and status >= 500:
                 self.stop()
@@ -94,7 +106,9 @@ class MlflowServer:
         from mlflow_hokusai.app import READY_MESSAGE
 
         marker = READY_MESSAGE if self.app_name == "hokusai" else "Application startup complete"
-        return self.log_path.read_text(errors="replace").count(marker) >= self.workers
+        with open(self.log_path, "rb") as log:
+            log.seek(getattr(self, "_log_start", 0))
+            return log.read().decode(errors="replace").count(marker) >= self.workers
 
     def log_tail(self, lines: int = 60) -> str:
         try:

@@ -11,7 +11,7 @@ from pathlib import Path
 CHROMIUM = "/usr/bin/chromium"  # the Makefile's test target installs it
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 
 
 @contextlib.contextmanager
@@ -33,7 +33,7 @@ def screenshot(page, name: str) -> None:
 
 
 class _Page(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802 (http.server's name)
+    def do_GET(self):  # http.server's name
         body = b"<!doctype html><html><head><title>another site</title></head><body></body></html>"
         self.send_response(200)
         self.send_header("Content-Type", "text/html")

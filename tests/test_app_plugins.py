@@ -1,0 +1,132 @@
+"""Plugins are installed into one app: two apps with different settings and
+plugins live side by side in one process, and a plugin whose needs are not
+installed before it is refused with both names."""
+
+import flask
+import prometheus_client
+import pytest
+
+from mlflow_hokusai import mlflow_compat, signals
+from mlflow_hokusai.app import BUILTIN_PLUGINS, Hokusai
+from mlflow_hokusai.errors import ConfigurationError
+from mlflow_hokusai.plugins.auth import permissions
+from mlflow_hokusai.settings import Settings
+from mlflow_hokusai.wsgi import WsgiAdapter
+
+DSPY, MONITORING = "mlflow_hokusai.plugins.dspy", "mlflow_hokusai.plugins.monitoring"
+
+
+def _settings(tmp_path, **env) -> Settings:
+    return Settings.from_env({"HOKUSAI_SERVING_ENABLED": "false", "HOKUSAI_SESSIONS_ENABLED":
+                              "false", "HOKUSAI_AUDIT_SPOOL_DIR": str(tmp_path / "audit"),
+                              **env})
+
+
+def _serve(name: str, hokusai: Hokusai):
+    """A plain Flask app (MLflow's own is a module singleton) behind the
+    pipeline, as create_app puts it."""
+    app = flask.Flask(name)
+    hokusai.init_app(app)
+    app.wsgi_app = WsgiAdapter(app.wsgi_app, hokusai.pipeline, hokusai.body_limit)
+    hokusai.routes.build()
+    return app
+
+
+@pytest.fixture(autouse=True)
+def mlflow_store_builders_restored():
+    """The store plugin registers its builders in MLflow's process-wide store
+    registries: later tests' MLflow clients in this process must get MLflow's
+    own stores again."""
+    restore = mlflow_compat.snapshot_store_builders()
+    yield
+    restore()
+
+
+@pytest.fixture
+def two_apps(tmp_path, monkeypatch):
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "metrics"))
+    full = Hokusai(_settings(tmp_path), f"sqlite:///{tmp_path / 'full.db'}")
+    lean = Hokusai(_settings(tmp_path, HOKUSAI_METRICS_REQUIRE_AUTH="true",
+                             HOKUSAI_AUDIT_ENABLED="false"),
+                   f"sqlite:///{tmp_path / 'lean.db'}",
+                   plugins=tuple(p for p in BUILTIN_PLUGINS if p not in (DSPY, MONITORING)))
+    apps = _serve("full", full), _serve("lean", lean)
+    yield (full, lean), apps
+    for hokusai in (full, lean):
+        hokusai.receivers.disconnect()
+        hokusai.pipeline.shutdown()
+
+
+def test_rules_and_public_paths_of_one_app_do_not_reach_another(two_apps):
+    (full, lean), (full_app, lean_app) = two_apps
+    assert "dspy" in full.installed and "dspy" not in lean.installed
+    # The DSPy plugin's rule (running a program only reads it) is the full app's.
+    assert full.routes.resolve("POST", "/api/v1/dspy/execute").route.scope == "read"
+    assert lean.routes.resolve("POST", "/api/v1/dspy/execute").route.scope == "write"
+    assert permissions.required_scope("POST", "/api/v1/monitoring/m/feedback",
+                                      full.routes.rules) == "read"
+    assert permissions.required_scope("POST", "/api/v1/monitoring/m/feedback",
+                                      lean.routes.rules) == "write"
+    # Rules both install stay in each: the audit trail is the admin's.
+    for hokusai in (full, lean):
+        assert hokusai.routes.resolve("GET", "/api/audit").route.scope == "admin"
+    # Public paths, through each app's own pipeline.
+    full_client, lean_client = full_app.test_client(), lean_app.test_client()
+    assert full_client.get("/api/v1/dspy/health").status_code == 200
+    assert lean_client.get("/api/v1/dspy/health").status_code == 401
+    assert full_client.get("/metrics").status_code == 200  # HOKUSAI_METRICS_REQUIRE_AUTH
+    assert lean_client.get("/metrics").status_code == 401
+    assert "/metrics" in full.routes.public_paths and "/metrics" not in lean.routes.public_paths
+    for client in (full_client, lean_client):  # the health plugin's, in both
+        assert client.get("/api/version").status_code == 200
+
+
+def _requests_counted(route: str, status: str) -> float:
+    return prometheus_client.REGISTRY.get_sample_value(
+        "hokusai_http_requests_total", {"method": "GET", "route": route, "status": status}) or 0
+
+
+def test_receivers_of_one_app_do_not_hear_another(two_apps):
+    (full, lean), (full_app, lean_app) = two_apps
+    # Both apps count requests into the process's metrics: each its own, once.
+    before = _requests_counted("/metrics", "401")
+    assert lean_app.test_client().get("/metrics").status_code == 401
+    assert _requests_counted("/metrics", "401") == before + 1
+    # Both record contributions: an event of one app's context is its ledger's only.
+    event = {"event": "contributor_linked", "token_id": None, "model_name": None,
+             "version": None, "principal": "ada", "data": {"address": "0xabc"}}
+    with lean_app.app_context():
+        signals.contribution_recorded.send("test", **event)
+    assert [row["principal"] for row in lean.ledger.entries()] == ["ada"]
+    assert full.ledger.entries() == []
+    # Served predictions are monitored by the app that served them, if it monitors.
+    outcomes = full.monitoring.outcomes
+    for app, request_id in ((lean_app, "lean-1"), (full_app, "full-1")):
+        with app.app_context():
+            signals.prediction_served.send(None, model_name="m", version=1,
+                                           request_id=request_id, records=1, predictions=[1],
+                                           latency_ms=3, error=None, user="ada")
+    outcomes.flush()
+    assert outcomes.find("lean-1") is None
+    assert outcomes.find("full-1").recorded_by == "ada"
+
+
+def test_a_plugin_installed_before_what_it_needs_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "metrics"))
+    without_serving = tuple(p for p in BUILTIN_PLUGINS if p != "mlflow_hokusai.plugins.serving")
+    hokusai = Hokusai(_settings(tmp_path), f"sqlite:///{tmp_path / 'needs.db'}",
+                      plugins=without_serving)
+    try:
+        with pytest.raises(ConfigurationError, match=r"Plugin 'monitoring' needs 'serving' "
+                                                     r"installed before it"):
+            hokusai.init_app(flask.Flask("needs"))
+        assert "monitoring" not in hokusai.installed and "dspy" in hokusai.installed
+        # Order matters, not only presence: metrics before the health plugin.
+        early = Hokusai(_settings(tmp_path), f"sqlite:///{tmp_path / 'early.db'}",
+                        plugins=("mlflow_hokusai.plugins.metrics",
+                                 "mlflow_hokusai.plugins.health"))
+        with pytest.raises(ConfigurationError, match="'metrics' needs 'health', 'ratelimit'"):
+            early.init_app(flask.Flask("early"))
+    finally:
+        hokusai.receivers.disconnect()
+        hokusai.pipeline.shutdown()
