@@ -6,39 +6,98 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 WORKERS ?= 2
 
-.PHONY: serve test bench
+# SKIP_INSTALL=1 serves from $(VENV) as it is (an environment made by other means).
+SKIP_INSTALL ?=
 
-$(VENV)/.installed: setup.cfg pyproject.toml entry_points.txt
+.PHONY: serve test lint bench test-compat test-installed
+
+$(VENV)/bin/python:
+	@echo "==> Creating a virtual environment in $(VENV)"
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e ".[test,bench]"
+
+# Serving needs the package and its install_requires only; tests and benchmarks
+# add their extras (a superset, so installing them marks serving installed too).
+# pip's own lines are the progress: the first install takes a few minutes.
+$(VENV)/.installed-serve: setup.cfg pyproject.toml entry_points.txt | $(VENV)/bin/python
+	@echo "==> Installing mlflow-hokusai and what serving needs into $(VENV)"
+	$(VENV)/bin/pip install -e .
 	touch $@
 
+$(VENV)/.installed-test: setup.cfg pyproject.toml entry_points.txt | $(VENV)/bin/python
+	@echo "==> Installing mlflow-hokusai with its test and benchmark extras into $(VENV)"
+	$(VENV)/bin/pip install -e ".[test,bench]"
+	touch $@ $(VENV)/.installed-serve
+
 # Embedded defaults: SQLite and content-addressed local artifacts (hokusai+file)
-# under ./$(DATA); a first admin
-# key is created and printed once if no key exists yet; open the URL and log in with it.
-# The browser session secret is made once, kept with the data, readable by you only;
-# the audit spool lives with the data too (not in a temp dir a reboot may empty).
-serve: $(VENV)/.installed
-	mkdir -p $(DATA)
-	$(VENV)/bin/hokusai keys bootstrap --database-uri sqlite:///$(abspath $(DATA))/mlflow.db
-	test -s $(DATA)/session-secret || (umask 077 && $(PYTHON) -c \
-	  "import secrets; print(secrets.token_urlsafe(32))" > $(DATA)/session-secret)
-	HOKUSAI_SESSION_SECRET=$$(cat $(DATA)/session-secret) \
-	HOKUSAI_AUDIT_SPOOL_DIR=$(abspath $(DATA))/audit-spool \
-	$(VENV)/bin/mlflow server --app-name hokusai --host $(HOST) --port $(PORT) \
-	  --workers $(WORKERS) --backend-store-uri sqlite:///$(abspath $(DATA))/mlflow.db \
-	  --artifacts-destination hokusai+file://$(abspath $(DATA))/artifacts
+# under ./$(DATA), the session secret and the audit spool with them. A busy
+# PORT fails at once; the server's log goes to $(DATA)/server.log and the
+# terminal shows the URL and, the first time, an admin key once the server
+# answers (mlflow_hokusai/serve.py). Ctrl+C stops it within seconds.
+serve: $(if $(SKIP_INSTALL),,$(VENV)/.installed-serve)
+	$(VENV)/bin/python -m mlflow_hokusai.serve --data $(DATA) --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
 # The browser tests drive Debian's chromium through Playwright (never `playwright install`).
 CHROMIUM ?= /usr/bin/chromium
 
-test: $(VENV)/.installed $(CHROMIUM)
+# Model evaluation runs in bubblewrap's sandbox (README: Sandbox).
+BWRAP ?= /usr/bin/bwrap
+
+# The whole suite on .venv's MLflow, then MLflow's contract and the smoke tests on
+# the other supported minor release (README: MLflow compatibility).
+PREVIOUS_MLFLOW ?= 3.16.1
+
+test: lint $(CHROMIUM) $(BWRAP)
 	$(VENV)/bin/pytest
+	$(MAKE) test-compat MLFLOW_VERSION=$(PREVIOUS_MLFLOW)
+
+# ruff on the whole tree, then mypy on the package (settings in pyproject.toml).
+# mypy knows nothing of setup.cfg's package_dir (plugins/ is installed as
+# mlflow_hokusai.plugins) nor of the editable install's import hook, so it checks
+# a tree of links laid out as installed; its messages name files by that layout.
+TYPECHECK_TREE ?= build/typecheck
+
+lint: $(VENV)/.installed-test
+	$(VENV)/bin/ruff check .
+	rm -rf $(TYPECHECK_TREE)/mlflow_hokusai && mkdir -p $(TYPECHECK_TREE)/mlflow_hokusai
+	ln -s $(CURDIR)/mlflow_hokusai/* $(TYPECHECK_TREE)/mlflow_hokusai/
+	ln -s $(CURDIR)/plugins $(TYPECHECK_TREE)/mlflow_hokusai/plugins
+	cd $(TYPECHECK_TREE) && $(abspath $(VENV))/bin/mypy --config-file $(CURDIR)/pyproject.toml --cache-dir $(CURDIR)/.mypy_cache
 
 $(CHROMIUM):
 	apt-get update
 	DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
 
-bench: $(VENV)/.installed
+$(BWRAP):
+	apt-get update
+	DEBIAN_FRONTEND=noninteractive apt-get install -y bubblewrap
+
+bench: $(VENV)/.installed-test
 	for b in benchmarks/bench_*.py; do $(VENV)/bin/python -m benchmarks.$$(basename $$b .py) || exit 1; done
+
+# The contract with MLflow's internals (mlflow_hokusai/mlflow_compat.py) and a few
+# end-to-end smoke tests, against one MLflow release in a virtual environment of
+# its own: `make test-compat MLFLOW_VERSION=3.16.1`. Run it for each minor release
+# setup.cfg declares (README: MLflow compatibility).
+MLFLOW_VERSION ?= 3.17.2
+COMPAT_VENV ?= .venv-mlflow-$(MLFLOW_VERSION)
+COMPAT_SMOKE ?= tests/test_version_owners.py \
+	"tests/test_registry_index.py::test_owners_are_recorded_and_readable" \
+	tests/test_run_principal.py
+
+test-compat:
+	test -x $(COMPAT_VENV)/bin/python || $(PYTHON) -m venv $(COMPAT_VENV)
+	$(COMPAT_VENV)/bin/pip install --quiet -e ".[test]" "mlflow==$(MLFLOW_VERSION)"
+	$(COMPAT_VENV)/bin/pytest -q tests/test_mlflow_compat.py $(COMPAT_SMOKE)
+
+# The suite from a plain (non-editable) install of this checkout, in a virtual
+# environment of its own, as a packager would run it: the tests come from the
+# checkout, the package from site-packages (setup.cfg's --import-mode=append).
+# `make test-installed INSTALLED_TESTS=tests/test_units.py` runs a part of it.
+INSTALLED_VENV ?= .venv-installed
+INSTALLED_TESTS ?=
+
+test-installed: $(CHROMIUM) $(BWRAP)
+	test -x $(INSTALLED_VENV)/bin/python || $(PYTHON) -m venv $(INSTALLED_VENV)
+	$(INSTALLED_VENV)/bin/pip install --quiet ".[test]"
+	$(INSTALLED_VENV)/bin/pytest $(INSTALLED_TESTS)

@@ -26,7 +26,7 @@ from pathlib import Path
 import requests
 
 from benchmarks.common import interleaved, parse_args, print_table
-from tests.servers import BIN, MlflowServer
+from tests.support.servers import BIN, MlflowServer
 
 MIB = 1024 * 1024
 SMALL_FILES, SMALL_SIZE = 200, 16 * 1024

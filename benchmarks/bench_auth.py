@@ -19,8 +19,8 @@ import tempfile
 from pathlib import Path
 
 from benchmarks.common import measure_all, parse_args, print_table
-from tests.databases import postgres_databases
-from tests.servers import BIN, MlflowServer
+from tests.support.databases import postgres_databases
+from tests.support.servers import BIN, MlflowServer
 
 ADMIN_PASSWORD = "bench-Password-1234"
 

@@ -22,8 +22,8 @@ from pathlib import Path
 import requests
 
 from benchmarks.common import measure_mixes, parse_args, prepare_run, print_table, request_mix
-from tests.databases import postgres_databases
-from tests.servers import BIN, MlflowServer
+from tests.support.databases import postgres_databases
+from tests.support.servers import BIN, MlflowServer
 
 
 def _key(database_uri: str, owner: str) -> dict:

@@ -21,8 +21,8 @@ from pathlib import Path
 import redis
 
 from benchmarks.common import measure_all, parse_args, print_table
-from tests.databases import postgres_databases
-from tests.servers import BIN, MlflowServer
+from tests.support.databases import postgres_databases
+from tests.support.servers import BIN, MlflowServer
 
 MODES = {
     "limits off": {"HOKUSAI_RATE_LIMITS_ENABLED": "false"},

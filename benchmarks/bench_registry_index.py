@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from mlflow_hokusai.plugins.store import reader
 from mlflow_hokusai.plugins.store.registry import registry_store_class
-from tests.databases import postgres_databases
+from tests.support.databases import postgres_databases
 
 VERSIONS_PER_MODEL = 10
 SOURCE = "mlflow-artifacts:/bench/model"
@@ -82,7 +82,7 @@ def time_writes(stores: dict, rounds: int, per_round: int) -> dict[str, dict[str
     the machine weighs on both alike."""
     writes = ("create_model_version", "set_model_version_tag")
     results = {name: {op: [] for op in writes} for name in stores}
-    for name, store in stores.items():
+    for store in stores.values():
         store.create_registered_model("writes")
     counts = dict.fromkeys(stores, 0)
 
@@ -149,7 +149,7 @@ def main():
         print("| --- | --- | --- | --- | --- |")
         for op in ("create_model_version", "set_model_version_tag"):
             stock, ours = writes["MLflow stock store"][op], writes["Hokusai store"][op]
-            ratios = [o / s for o, s in zip(ours, stock)]
+            ratios = [o / s for o, s in zip(ours, stock, strict=False)]
             print(f"| {op} | {statistics.median(stock):.2f} ms | "
                   f"{statistics.median(ours):.2f} ms | {statistics.median(ratios):.2f} | "
                   f"{min(ratios):.2f}-{max(ratios):.2f} |")

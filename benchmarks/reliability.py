@@ -37,8 +37,8 @@ import requests
 from benchmarks.common import drive
 from mlflow_hokusai.db.engine import get_engine
 from mlflow_hokusai.plugins.auth.keystore import KeyStore
-from tests.databases import postgres_databases
-from tests.servers import BIN, MlflowServer
+from tests.support.databases import postgres_databases
+from tests.support.servers import BIN, MlflowServer
 
 API = "/api/2.0/mlflow"
 LEAKS = ("SELECT ", "INSERT ", "psycopg", "sqlite3", "Traceback", "/tmp/", "127.0.0.1:5432")
@@ -157,7 +157,7 @@ def during(admin: Admin, attack, seconds: float) -> tuple[dict, list[str], int]:
         stop.set()
         try:
             problems = problems.result(timeout=300)
-        except Exception as exc:  # the line says so; the other attacks still run
+        except Exception as exc:  # noqa: BLE001 - the line says so; the other attacks still run
             problems = [f"the attack itself failed: {type(exc).__name__}: {exc}"[:200]]
         admin_done.set()
         seen = work.result()
@@ -348,8 +348,8 @@ def attack_8_index_vs_rebuild(t: Target, stop):
     _, headers = t.key()
     name, token = f"rel-{uuid.uuid4().hex[:8]}", f"tok-{uuid.uuid4().hex[:8]}"
     registered = t.call("POST", "/models/register-tokenized", headers, json={
-        "model_uri": "mlflow-artifacts:/reliability/model", "model_name": name, "token_id": token, "metric_name": "accuracy",
-        "baseline_value": 0.85})
+        "model_uri": "mlflow-artifacts:/reliability/model", "model_name": name,
+        "token_id": token, "metric_name": "accuracy", "baseline_value": 0.85})
     if registered.status_code != 201:
         return [f"register-tokenized answered {registered.status_code}: {registered.text[:100]}"]
     t.call("POST", f"{API}/model-versions/set-tag", headers,
@@ -514,7 +514,7 @@ def main():
             lines = {}
             for number in (n for n in ORDER if n in only):
                 title, attack = ATTACKS[number]
-                seen, problems, audited = during(admin, lambda s: attack(target, s),
+                seen, problems, audited = during(admin, lambda s, attack=attack: attack(target, s),
                                                  args.seconds)
                 lines[number] = (f"{number:>2}. {title:<45} admin {seen['served']}/"
                                  f"{seen['sent']} served, audit {audited}/"
