@@ -119,8 +119,12 @@ class Server:
     def __init__(self, command: list[str], env: dict[str, str], log: Path, port: int):
         self.log, self.port = log, port
         with open(log, "ab") as out:
+            # cwd: uvicorn and gunicorn put their working directory first on
+            # sys.path, so started from a checkout the workers would import the
+            # checkout's mlflow_hokusai (without its plugins) over the installed one.
             self.process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL, start_new_session=True)
+                                            stdin=subprocess.DEVNULL, start_new_session=True,
+                                            cwd=log.parent)
         self.stopping: float | None = None  # when a stop was asked for
         self.tree: list[psutil.Process] = []
 

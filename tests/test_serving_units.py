@@ -4,10 +4,13 @@ worker's watchdog and the per-worker deployment lookup."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
@@ -18,7 +21,7 @@ from mlflow_hokusai.plugins.serving import resolve, sandbox, signature
 from mlflow_hokusai.plugins.serving.lookup import DeploymentLookup
 from mlflow_hokusai.plugins.serving.predictlog import DAY_MS, PredictionLog
 from mlflow_hokusai.plugins.serving.store import READY, STARTING, Deployment
-from mlflow_hokusai.plugins.serving.worker import EXIT_TIMEOUT, Watchdog
+from mlflow_hokusai.plugins.serving.worker import EXIT_TIMEOUT, Watchdog, WorkerApp, answer
 
 COLUMNS = [{"name": "age", "type": "long", "required": True},
            {"name": "score", "type": "double", "required": True},
@@ -112,6 +115,69 @@ def test_watchdog_ends_only_a_call_past_its_time():
     assert exits == []  # a finished call is not watched any more
     watchdog(lambda: time.sleep(1.0))
     assert exits and exits[0] == EXIT_TIMEOUT
+
+
+class _Scorer:
+    def __init__(self, result=None, error=None):
+        self.result, self.error = result, error
+
+    def predict(self, records, probabilities, explain):
+        if self.error is not None:
+            raise self.error
+        return {**self.result, "records": records, "probabilities": probabilities}
+
+
+def _worker_call(scorer, method="POST", path="/hokusai/predict", body=b'{"records": [1]}'):
+    app = WorkerApp(lambda data: answer(scorer, Watchdog(5), data))
+
+    async def call():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://w") as client:
+            return await client.request(method, path, content=body)
+
+    reply = asyncio.run(call())
+    return reply.status_code, reply.json()
+
+
+def test_worker_answers_each_way_of_failing_with_its_own_status():
+    from mlflow.exceptions import MlflowException
+
+    from mlflow_hokusai.plugins.serving.scorer import NoBackground
+
+    assert _worker_call(_Scorer({"predictions": [0]})) == (
+        200, {"predictions": [0], "records": [1], "probabilities": False})
+    assert _worker_call(_Scorer(error=MlflowException("bad column")))[0] == 400
+    assert _worker_call(_Scorer({}), body=b"{}")[0] == 400  # no records
+    assert _worker_call(_Scorer({}), body=b"not json")[0] == 400
+    assert _worker_call(_Scorer(error=NoBackground("none")))[0] == 409
+    status, body = _worker_call(_Scorer(error=ZeroDivisionError("boom")))
+    assert (status, body["error"]) == (500, "ZeroDivisionError: boom")
+    status, body = _worker_call(_Scorer({"predictions": [float("nan")]}))
+    assert status == 500 and "NaN" in body["error"]  # never invalid JSON
+    assert _worker_call(_Scorer({}), "GET", "/ping", b"") == (200, {})
+    assert _worker_call(_Scorer({}), "GET", "/invocations", b"")[0] == 404
+
+
+def test_worker_pings_while_a_model_computes():
+    started, release = threading.Event(), threading.Event()
+
+    def slow(data):
+        started.set()
+        release.wait(10)
+        return 200, {"predictions": []}
+
+    app = WorkerApp(slow)
+
+    async def both():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://w") as client:
+            predicting = asyncio.create_task(client.post("/hokusai/predict", content=b"{}"))
+            await asyncio.get_running_loop().run_in_executor(None, started.wait, 10)
+            ping = await client.get("/ping")
+            release.set()
+            return ping.status_code, (await predicting).status_code
+
+    assert asyncio.run(both()) == (200, 200)
 
 
 class _Rows:

@@ -63,8 +63,6 @@ class WorkerClient:
         if answer.status == 400:
             raise ValidationFailed([{"loc": ["body", "features"], "msg": error,
                                      "type": "model_input"}])
-        if answer.status == 504:  # MLflow's scoring server's own time bound
-            raise GatewayTimeout("The model did not answer in time")
         if answer.status == 409:
             raise Conflict(error)
         raise BadGateway(f"The model failed: {error}")

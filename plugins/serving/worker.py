@@ -3,19 +3,22 @@
 
 The supervisor starts it with a stripped environment (sandbox.py); before
 anything of the model is loaded it confines itself: an address-space limit,
-no core files, and death with its parent. It then serves MLflow's scoring
-server (``/ping``, ``/invocations``, from ``mlflow.pyfunc.scoring_server``)
-with one more route, ``POST /hokusai/predict``, which adds probabilities and
-SHAP explanations. Every call has a time bound: past it the worker exits, so
-that a model stuck in a loop cannot keep its process (the supervisor starts a
-new one).
+no core files, and death with its parent. It then loads the model with
+``mlflow.pyfunc.load_model`` and answers ``GET /ping`` and ``POST
+/hokusai/predict`` (pyfunc's ``predict`` with MLflow's schema enforcement,
+plus probabilities and SHAP explanations: scorer.py). Every call has a time
+bound: past it the worker exits, so that a model stuck in a loop cannot keep
+its process (the supervisor starts a new one).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import ctypes
+import functools
 import itertools
+import json
 import math
 import os
 import resource
@@ -69,32 +72,75 @@ class Watchdog:
 
 def build_app(model_dir: str, background: str | None, timeout: float):
     import pandas as pd
-    from fastapi.responses import JSONResponse
-    from mlflow.exceptions import MlflowException
-    from mlflow.pyfunc import load_model, scoring_server
+    from mlflow.pyfunc import load_model
 
-    from mlflow_hokusai.plugins.serving.scorer import NoBackground, Scorer
+    from mlflow_hokusai.plugins.serving.scorer import Scorer
 
     model = load_model(model_dir)
     frame = pd.read_parquet(background) if background else None
     scorer = Scorer(model, frame)
-    app = scoring_server.init(model)
-    watchdog = Watchdog(timeout)
+    return WorkerApp(functools.partial(answer, scorer, Watchdog(timeout)))
 
-    @app.post("/hokusai/predict")
-    def predict(body: dict):
+
+def answer(scorer, watchdog: Watchdog, body: bytes) -> tuple[int, dict]:
+    """One ``/hokusai/predict`` call: its status and JSON answer."""
+    from mlflow.exceptions import MlflowException
+
+    from mlflow_hokusai.plugins.serving.scorer import NoBackground
+
+    try:
+        call = json.loads(body)
+        records = call["records"]
+        return 200, watchdog(lambda: scorer.predict(records, bool(call.get("probabilities")),
+                                                    bool(call.get("explain"))))
+    except NoBackground as exc:
+        return 409, {"error": str(exc)}
+    except (MlflowException, KeyError, ValueError, TypeError) as exc:
+        return 400, {"error": _message(exc)}
+    except Exception as exc:  # noqa: BLE001 - the model's own failure
+        return 500, {"error": _message(exc)}
+
+
+class WorkerApp:
+    """The worker's two routes, ``GET /ping`` and ``POST /hokusai/predict``, as
+    a bare ASGI app. MLflow's scoring-server app (FastAPI) around them cost the
+    worker more CPU per single-record call than pyfunc's ``predict`` with its
+    schema enforcement (see the serving benchmark in the README); the model is
+    still loaded and called through pyfunc."""
+
+    def __init__(self, predict):
+        self.predict = predict  # body bytes -> (status, JSON-able answer)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return  # uvicorn runs it with lifespan off
+        route = scope["method"], scope["path"]
+        if route == ("GET", "/ping"):
+            status, answer = 200, {}
+        elif route == ("POST", "/hokusai/predict"):
+            body = await _body(receive)
+            # In a thread: /ping answers while a slow model computes.
+            status, answer = await asyncio.get_running_loop().run_in_executor(
+                None, self.predict, body)
+        else:
+            status, answer = 404, {"error": f"No route {route[0]} {route[1]}"}
         try:
-            return watchdog(lambda: scorer.predict(body["records"],
-                                                   bool(body.get("probabilities")),
-                                                   bool(body.get("explain"))))
-        except NoBackground as exc:
-            return JSONResponse({"error": str(exc)}, status_code=409)
-        except (MlflowException, KeyError, ValueError, TypeError) as exc:
-            return JSONResponse({"error": _message(exc)}, status_code=400)
-        except Exception as exc:  # noqa: BLE001 - the model's own failure
-            return JSONResponse({"error": _message(exc)}, status_code=500)
+            data = json.dumps(answer, allow_nan=False).encode()
+        except ValueError:  # strict JSON, as the scoring server answered
+            status, data = 500, b'{"error": "The model returned NaN or infinity"}'
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(data)).encode())]})
+        await send({"type": "http.response.body", "body": data})
 
-    return app
+
+async def _body(receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
 
 
 def _message(exc: Exception) -> str:
@@ -115,7 +161,7 @@ def main(argv=None) -> None:
     import uvicorn
 
     app = build_app(args.model_dir, args.background, args.timeout)
-    uvicorn.run(app, fd=args.fd, log_level="warning", access_log=False)
+    uvicorn.run(app, fd=args.fd, log_level="warning", access_log=False, lifespan="off")
 
 
 if __name__ == "__main__":
