@@ -35,7 +35,7 @@ $(VENV)/.installed-test: setup.cfg pyproject.toml entry_points.txt | $(VENV)/bin
 # terminal shows the URL and, the first time, an admin key once the server
 # answers (mlflow_hokusai/serve.py). Ctrl+C stops it within seconds.
 serve: $(if $(SKIP_INSTALL),,$(VENV)/.installed-serve)
-	$(VENV)/bin/python -m mlflow_hokusai.serve --data $(DATA) --host $(HOST) --port $(PORT) --workers $(WORKERS)
+	$(VENV)/bin/hokusai serve --data $(DATA) --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
 # The browser tests drive Debian's chromium through Playwright (never `playwright install`).
 CHROMIUM ?= /usr/bin/chromium

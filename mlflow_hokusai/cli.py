@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+from pathlib import Path
 
 import click
 
@@ -62,6 +63,19 @@ def main():
 main.add_command(permissions)
 main.add_command(contributors)
 main.add_command(ledger_group(database_option))
+
+
+@main.command("serve")
+@click.option("--data", type=click.Path(file_okay=False, path_type=Path), default="hokusai-data",
+              show_default=True, help="Directory of the SQLite database, artifacts, log and spool.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=5000, show_default=True)
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True)
+def serve_command(data, host, port, workers):
+    """Run a server on embedded defaults and print the first admin key once."""
+    from mlflow_hokusai import serve  # psutil and the server's start: this command only
+
+    sys.exit(serve.run(data, host, port, workers))
 
 
 @main.group(cls=Group)

@@ -222,7 +222,11 @@ def serve(data: Path, host: str, port: int, workers: int) -> int:
     data.mkdir(parents=True, exist_ok=True)
     database_url = f"sqlite:///{data}/mlflow.db"
     log = data / "server.log"
-    env = {**os.environ, "HOKUSAI_SESSION_SECRET": session_secret(data),
+    env = {# MLflow's job runner imports LiteLLM, which fetches its model cost map
+           # from GitHub with retries: a start offline waited on them. Its bundled
+           # copy serves a first run; the variable set by the user wins.
+           "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+           **os.environ, "HOKUSAI_SESSION_SECRET": session_secret(data),
            # The audit spool lives with the data (not in a temp dir a reboot may empty).
            "HOKUSAI_AUDIT_SPOOL_DIR": str(data / "audit-spool")}
     command = [str(Path(sys.executable).parent / "mlflow"), "server", "--app-name", "hokusai",
@@ -236,33 +240,26 @@ def serve(data: Path, host: str, port: int, workers: int) -> int:
         signal.signal(number, server.stop)
     try:
         server.wait_until_answering(url)
-    except Refused:
+        if not server.stopping:
+            # Minted only now: a key shown to no one (a server that never started)
+            # would make the next run say "lost it?".
+            print(welcome(url, first_admin_key(database_url), database_url, log), flush=True)
+    except BaseException:
+        # The server runs in a session of its own: whatever failed here, it
+        # must not outlive this process holding the port.
         server.stop()
         server.wait()
         raise
-    if not server.stopping:
-        # Minted only now: a key shown to no one (a server that never started)
-        # would make the next run say "lost it?".
-        print(welcome(url, first_admin_key(database_url), database_url, log), flush=True)
     code = server.wait()
     if code:
         print(server.exit_story(), file=sys.stderr)
     return code
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mlflow_hokusai.serve")
-    parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=5000)
-    parser.add_argument("--workers", type=int, default=2)
-    args = parser.parse_args(argv)
+def run(data: Path, host: str, port: int, workers: int) -> int:
+    """``hokusai serve``: the exit code, a refusal said in one line."""
     try:
-        return serve(args.data.resolve(), args.host, args.port, args.workers)
+        return serve(data.resolve(), host, port, workers)
     except Refused as problem:
-        print(f"make serve: {problem}", file=sys.stderr)
+        print(f"hokusai serve: {problem}", file=sys.stderr)
         return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

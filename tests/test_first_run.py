@@ -4,6 +4,7 @@ this checkout with the test's own environment (``VENV``, ``SKIP_INSTALL``)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import re
@@ -12,12 +13,15 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import psutil
+import pytest
 import requests
+from click.testing import CliRunner
 
-from mlflow_hokusai import serve
+from mlflow_hokusai import cli, serve
 from tests.support.servers import free_port
 
 REPO = Path(__file__).resolve().parent.parent
@@ -71,9 +75,7 @@ def test_first_run_prints_a_working_key_and_stops_within_seconds(tmp_path):
                             timeout=30).status_code == 401
         assert key not in (data / "server.log").read_text(errors="replace")
 
-        started = [psutil.Process(process.pid),
-                   *psutil.Process(process.pid).children(recursive=True)]
-        assert any("huey" in " ".join(p.cmdline()) for p in started)  # MLflow's job consumers
+        started = _tree_once_jobs_consume(process.pid)
         os.killpg(process.pid, signal.SIGINT)
         # Generous: the bug was 16-40 s; the server's group gets SIGTERM at once.
         process.wait(timeout=10)
@@ -86,6 +88,19 @@ def test_first_run_prints_a_working_key_and_stops_within_seconds(tmp_path):
             for child in psutil.Process(process.pid).children(recursive=True):
                 child.kill()
             os.killpg(process.pid, signal.SIGKILL)
+
+
+def _tree_once_jobs_consume(pid: int, within: float = 120) -> list[psutil.Process]:
+    """The server's processes once MLflow's job runner has started its huey
+    consumers (seconds after the server answers), so the stop is seen to end them."""
+    deadline = time.monotonic() + within
+    while True:
+        tree = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+        with contextlib.suppress(psutil.Error):
+            if any("huey" in " ".join(p.cmdline()) for p in tree):
+                return tree
+        assert time.monotonic() < deadline, "MLflow's job consumers never started"
+        time.sleep(0.5)
 
 
 def test_a_busy_port_fails_naming_the_port_and_PORT(tmp_path):
@@ -117,3 +132,44 @@ def test_the_admin_key_is_minted_once(tmp_path):
     url = f"sqlite:///{tmp_path}/mlflow.db"
     assert serve.first_admin_key(url).startswith("hk_live_")
     assert serve.first_admin_key(url) is None
+
+
+def test_a_failure_after_the_start_leaves_no_server_behind(tmp_path, monkeypatch):
+    # The server runs in a session of its own: a crash of `hokusai serve` after
+    # the start (here: minting the key) must not leave it holding the port.
+    started: list[serve.Server] = []
+
+    class Recorded(serve.Server):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            started.append(self)
+
+    def broken(database_url):
+        raise RuntimeError("database gone")
+
+    monkeypatch.setattr(serve, "Server", Recorded)
+    monkeypatch.setattr(serve, "first_admin_key", broken)
+    handlers = {number: signal.getsignal(number) for number in serve._STOP_SIGNALS}
+    port = free_port()
+    try:
+        with pytest.raises(RuntimeError, match="database gone"):
+            serve.serve(tmp_path / "data", "127.0.0.1", port, 1)
+    finally:
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
+    assert started and started[0].process.poll() is not None
+    assert serve.running(started[0].tree) == []
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind(("127.0.0.1", port))  # free again
+
+
+def test_hokusai_serve_refuses_a_busy_port_in_one_line(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(cli.main, ["serve", "--data", str(tmp_path / "d"),
+                                               "--port", str(port)])
+    assert result.exit_code == 1
+    assert f"hokusai serve: Port {port} on 127.0.0.1 is not free" in result.output
