@@ -1,22 +1,29 @@
-"""Rewriting a FastAPI-native route's JSON answer before it leaves (as MLflow
-basic-auth's ``FASTAPI_ENDPOINT_RESPONSE_FILTERS`` do), for lists that are not
-paged and so can be filtered afterwards without short pages: a pipeline step
-puts ``context.notes["answer_filter"]`` (dict -> dict); the ASGI adapter holds
-the answer back until it is complete, then sends the filtered one."""
+"""Rewriting a FastAPI-native route's JSON answer before it leaves, held back
+until it is complete. Two uses: lists that are not paged and so can be
+filtered afterwards without short pages (as MLflow basic-auth's
+``FASTAPI_ENDPOINT_RESPONSE_FILTERS`` do; a pipeline step puts
+``context.notes["answer_filter"]``, dict -> dict), and FastAPI's bare
+``{"detail": ...}`` errors, given the server's one error body."""
 
 from __future__ import annotations
 
 import json
 
 
-def filtering_send(send, rewrite):
-    """A ``send`` that buffers a 200 JSON answer and sends ``rewrite(body)``
-    with its length corrected; any other answer passes unchanged."""
+def _is_json_ok(start) -> bool:
+    return start["status"] == 200
+
+
+def filtering_send(send, rewrite, wanted=_is_json_ok):
+    """A ``send`` that holds back a JSON answer whose start message ``wanted``
+    picks (default: a 200) and sends ``rewrite(status, parsed body)`` with its
+    length corrected, or the answer unchanged when that is None or the body is
+    not JSON; any other answer passes at once."""
     held: list = []  # the start message, then the body parts
 
     async def send_filtered(message):
         if message["type"] == "http.response.start":
-            if message["status"] != 200:
+            if not wanted(message):
                 held.append(None)
                 return await send(message)
             held.append(message)
@@ -26,9 +33,14 @@ def filtering_send(send, rewrite):
         held.append(message.get("body", b""))
         if message.get("more_body"):
             return None
-        body = json.dumps(rewrite(json.loads(b"".join(held[1:])))).encode()
-        headers = [(k, v) for k, v in held[0].get("headers", []) if k.lower() != b"content-length"]
-        await send({**held[0], "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+        start, original = held[0], b"".join(held[1:])
+        try:
+            rewritten = rewrite(start["status"], json.loads(original))
+        except (ValueError, RecursionError):
+            rewritten = None
+        body = original if rewritten is None else json.dumps(rewritten).encode()
+        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+        await send({**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
         return None
 

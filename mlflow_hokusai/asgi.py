@@ -14,7 +14,7 @@ import anyio
 
 from mlflow_hokusai.answer_filter import filtering_send
 from mlflow_hokusai.bodies import BodyLimit
-from mlflow_hokusai.errors import HokusaiError, render
+from mlflow_hokusai.errors import FromFastApi, HokusaiError, render
 from mlflow_hokusai.pipeline import (
     Answered,
     LookupNeeded,
@@ -134,9 +134,11 @@ class AsgiAdapter:
                                          "more_body": False}, None
             await send(message)
 
+        sending = filtering_send(send_with_headers, _reference_error(context.request_id),
+                                 _is_json_error)
         answer_filter = context.notes.get("answer_filter")
-        sending = filtering_send(send_with_headers, answer_filter) if answer_filter \
-            else send_with_headers
+        if answer_filter:
+            sending = filtering_send(sending, lambda status, answer: answer_filter(answer))
         token = current_context.set(context)
         try:
             await self.app(scope, receive, sending)
@@ -165,6 +167,22 @@ class AsgiAdapter:
                 await anyio.to_thread.run_sync(self.pipeline.shutdown)
             await send(message)
         return send_after_shutdown
+
+
+def _is_json_error(start) -> bool:
+    return start["status"] >= 400 and any(
+        k.lower() == b"content-type" and v.startswith(b"application/json")
+        for k, v in start.get("headers", []))
+
+
+def _reference_error(request_id: str):
+    """FastAPI's bare ``{"detail": ...}`` error (MLflow's native routes), as
+    the server's one error body; Flask's and Hokusai's already are."""
+    def rewrite(status: int, answer):
+        if isinstance(answer, dict) and "detail" in answer and "error" not in answer:
+            return FromFastApi(status, answer["detail"]).body(request_id)
+        return None
+    return rewrite
 
 
 def _is_plain_500(message) -> bool:

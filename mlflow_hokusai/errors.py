@@ -183,6 +183,32 @@ class FromMlflowText(HokusaiError):
             status, "BAD_REQUEST" if status < 500 else "INTERNAL_ERROR")
 
 
+class FromFastApi(FromMlflowText):
+    """A FastAPI-native MLflow route's bare ``{"detail": ...}`` error (an
+    ``HTTPException``'s text, or pydantic's list of issues), with every form."""
+
+    def __init__(self, status: int, detail: Any):
+        issues = detail if isinstance(detail, list) else None
+        super().__init__(status, _issue_summary(issues) if issues else str(detail))
+        if issues:
+            self.detail = issues  # as FastAPI answered, for clients that read it
+
+    def body(self, request_id: str | None = None) -> dict[str, Any]:
+        body = super().body(request_id)
+        if not isinstance(self.detail, str):  # the list's summary, not a default
+            body["message"] = body["error"]["message"] = str(self)
+        return body
+
+
+def _issue_summary(issues: list) -> str:
+    parts = []
+    for issue in issues[:5]:
+        where = ".".join(map(str, issue.get("loc", []))) if isinstance(issue, dict) else ""
+        what = issue.get("msg", "invalid") if isinstance(issue, dict) else str(issue)
+        parts.append(f"{where}: {what}" if where else str(what))
+    return "Invalid request: " + "; ".join(parts)
+
+
 class ResourcePermissionDenied(HokusaiError):
     """403: the principal may read the resource but lacks the level a route needs."""
 

@@ -214,6 +214,15 @@ def test_unknown_paths_and_methods_answer_json(ref):
     error_body(wrong_method, 405, "INVALID_PARAMETER")
 
 
+def test_fastapi_native_routes_answer_the_one_error_body(ref):
+    # MLflow's FastAPI routes (jobs here) answer a bare {"detail": ...} of their own.
+    missing = ref["call"]("GET", "/ajax-api/3.0/jobs/nope")
+    assert error_body(missing, 404, "RESOURCE_NOT_FOUND")["request_id"]
+    invalid = error_body(ref["call"]("POST", "/ajax-api/3.0/jobs/", json={}), 422,
+                         "INVALID_PARAMETER")
+    assert isinstance(invalid["detail"], list) and invalid["message"].startswith("Invalid request")
+
+
 def test_rate_limit_error(ref):
     key = ref["server"].create_key("read", rate_limit="2/minute")
     caller = Caller(ref["server"], key)
