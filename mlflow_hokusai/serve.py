@@ -19,7 +19,6 @@ needs it.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import secrets

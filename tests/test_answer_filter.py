@@ -69,7 +69,8 @@ def test_fastapis_bare_errors_get_every_form_of_the_one_error_body():
     issues = [{"loc": ["body", "name"], "msg": "Field required", "type": "missing"}]
     body = _error(422, json.dumps({"detail": issues}).encode())
     assert body["detail"] == issues  # as FastAPI answered
-    assert body["message"] == body["error"]["message"] == "Invalid request: body.name: Field required"
+    assert body["message"] == body["error"]["message"] == \
+        "Invalid request: body.name: Field required"
     assert body["error"]["code"] == "INVALID_PARAMETER" and body["request_id"] == "req-1"
 
 
