@@ -28,6 +28,9 @@ def refused(response, status=None):
     text = response.text.replace(str(body.get("request_id", "")), "")
     for leak in LEAKS:
         assert leak not in text, (leak, response.text[:500])
+    # Every form of the one error body (the references' and MLflow's).
+    assert set(body) >= {"detail", "error", "error_code", "message", "request_id"}, body
+    assert body["error"]["message"] == body["message"], body
     return body
 
 
