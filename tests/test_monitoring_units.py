@@ -4,6 +4,7 @@ gauges and audit records, feedback to accuracy, and the pictures."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import types
@@ -171,6 +172,79 @@ def test_a_check_without_a_deployment_stores_the_reason(hokusai, monkeypatch):
     runner.tick()
     [result] = runner.results(MODEL)
     assert result["error"] == "No deployment serves it" and result["report"] is None
+
+
+def test_a_failing_check_stores_its_error_and_the_other_due_checks_still_run(
+        hokusai, monkeypatch, caplog):
+    built = drift.build
+
+    def build(hokusai, model_name, *args):
+        if model_name == "broken":
+            raise RuntimeError("reference file truncated")
+        return built(hokusai, model_name, *args)
+
+    monkeypatch.setattr(drift, "build", build)
+    record(hokusai.engine, training(hokusai.rng, 300))
+    runner = checks.Checks(hokusai)
+    for name in ("broken", MODEL):  # both due now
+        runner.put(name, schemas.CheckBody(version="1"), None)
+    with caplog.at_level("ERROR", logger=checks.__name__):
+        runner.tick()
+    [failed] = runner.results("broken")
+    assert failed["error"] == "RuntimeError: reference file truncated"
+    assert failed["report"] is None
+    assert "reference file truncated" in caplog.text
+    [ran] = runner.results(MODEL)
+    assert ran["error"] is None and ran["overall_drift"] is False
+
+
+def test_a_check_failing_outside_its_report_does_not_stop_the_next(hokusai, monkeypatch):
+    record(hokusai.engine, training(hokusai.rng, 300))
+    runner = checks.Checks(hokusai)
+    for name in ("broken", MODEL):
+        runner.put(name, schemas.CheckBody(version="1"), None)
+    previous = runner._previous
+
+    def unreadable(model_name):
+        if model_name == "broken":
+            raise sa.exc.OperationalError("SELECT", {}, Exception("database is locked"))
+        return previous(model_name)
+
+    monkeypatch.setattr(runner, "_previous", unreadable)
+    runner.tick()
+    assert runner.results("broken") == []
+    assert runner.results(MODEL)[0]["overall_drift"] is False
+
+
+class SecondHost:
+    """This host's view of the shared database, with another host ticking
+    once right after this one has read which checks are due (the first
+    connection it closes)."""
+
+    def __init__(self, engine, other):
+        self.engine, self.other = engine, other
+
+    def __getattr__(self, name):
+        return getattr(self.engine, name)
+
+    @contextlib.contextmanager
+    def connect(self):
+        with self.engine.connect() as connection:
+            yield connection
+        other, self.other = self.other, None
+        if other is not None:
+            other.tick()
+
+
+def test_a_due_check_runs_on_one_host_only(hokusai):
+    record(hokusai.engine, training(hokusai.rng, 300))
+    first = checks.Checks(hokusai)
+    first.put(MODEL, schemas.CheckBody(version="1"), None)
+    late = checks.Checks(types.SimpleNamespace(
+        **{**vars(hokusai), "engine": SecondHost(hokusai.engine, first)}))
+    late.tick()  # read the check as due, then found it claimed by the first host
+    [result] = first.results(MODEL)
+    assert result["error"] is None
 
 
 def _served(log, request_id, predictions, error=None, records=None):
