@@ -120,6 +120,14 @@ def test_a_sample_that_is_no_json_object_is_skipped(engine):
     assert total == 4 and frame["age"].tolist() == [30.0, 40.0]
 
 
+def arrive(engine, frame):
+    """New inputs replace the window's, and the checks are due at once."""
+    with engine.begin() as connection:
+        connection.execute(prediction_samples.delete())
+        connection.execute(sa.text("UPDATE hokusai_drift_checks SET next_run_at = 0"))
+    record(engine, frame)
+
+
 def test_the_scheduled_check_stores_exports_and_audits_drift_changes(hokusai):
     from prometheus_client import REGISTRY
 
@@ -136,13 +144,9 @@ def test_the_scheduled_check_stores_exports_and_audits_drift_changes(hokusai):
     assert REGISTRY.get_sample_value("hokusai_model_drifted", {"model": MODEL}) == 0
     assert hokusai.audit.rows == []
     # Drifted inputs arrive: older samples leave the window.
-    with engine.begin() as connection:
-        connection.execute(prediction_samples.delete())
     shifted = training(hokusai.rng, 300)
     shifted["age"] += 15
-    record(engine, shifted)
-    with engine.begin() as connection:  # due again now
-        connection.execute(sa.text("UPDATE hokusai_drift_checks SET next_run_at = 0"))
+    arrive(engine, shifted)
     runner.tick()
     latest = runner.results(MODEL)[0]
     assert latest["overall_drift"] is True
@@ -158,6 +162,14 @@ def test_the_scheduled_check_stores_exports_and_audits_drift_changes(hokusai):
     # Not due: nothing runs.
     runner.tick()
     assert len(runner.results(MODEL)) == 2
+    # In-distribution inputs again: the feature stops drifting.
+    arrive(engine, training(hokusai.rng, 300))
+    runner.tick()
+    assert runner.results(MODEL)[0]["overall_drift"] is False
+    assert [r["action"] for r in hokusai.audit.rows] == ["DRIFT_STARTED age", "DRIFT_STOPPED age"]
+    assert REGISTRY.get_sample_value("hokusai_model_drifted", {"model": MODEL}) == 0
+    assert REGISTRY.get_sample_value("hokusai_feature_drifted",
+                                     {"model": MODEL, "feature": "age"}) == 0
 
 
 def test_a_check_without_a_deployment_stores_the_reason(hokusai, monkeypatch):
