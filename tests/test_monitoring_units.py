@@ -96,6 +96,56 @@ def test_a_report_of_recorded_samples_names_its_reference_and_window(hokusai):
     assert earlier.report["overall_drift"] is None
 
 
+@pytest.fixture
+def data_root(tmp_path, monkeypatch):
+    """Reference files under HOKUSAI_EVALUATION_DATA_ROOT, the model's version
+    tags stubbed, and no run dataset to fall back on."""
+    tags: dict[str, str] = {}
+    monkeypatch.setattr(reference.registry, "get_version",
+                        lambda name, version: types.SimpleNamespace(tags=tags))
+    monkeypatch.setattr(reference.datasets, "logged_inputs", lambda name, version: [])
+    reference._read.cache_clear()
+    yield types.SimpleNamespace(path=tmp_path, tags=tags, settings=Settings(
+        evaluation_data_root=str(tmp_path), monitoring_max_rows=10_000))
+    reference._read.cache_clear()
+
+
+def test_the_deployment_reference_dataset_comes_first(data_root):
+    frame = training(np.random.default_rng(2), 200)
+    frame.to_csv(data_root.path / "deployed.csv", index=False)
+    frame.iloc[:100].to_csv(data_root.path / "tagged.csv", index=False)
+    data_root.tags[reference.VERSION_TAG] = "tagged.csv"
+    used = reference.resolve(MODEL, 1, "deployed.csv", data_root.settings)
+    assert used.describe() == {"source": "deployment", "uri": "deployed.csv",
+                               "digest": reference.digest(pd.read_csv(
+                                   data_root.path / "deployed.csv")),
+                               "mlflow_digest": None, "rows": 200}
+
+
+def test_the_version_tag_names_the_reference_and_formats_agree_on_its_digest(data_root):
+    frame = training(np.random.default_rng(3), 150)
+    frame.to_csv(data_root.path / "train.csv", index=False)
+    frame.to_parquet(data_root.path / "train.parquet", index=False)
+    data_root.tags[reference.VERSION_TAG] = "train.csv"
+    from_csv = reference.resolve(MODEL, 1, None, data_root.settings)
+    assert (from_csv.source, from_csv.uri, len(from_csv.frame)) == ("version_tag", "train.csv", 150)
+    data_root.tags[reference.VERSION_TAG] = "train.parquet"
+    from_parquet = reference.resolve(MODEL, 1, None, data_root.settings)
+    assert from_parquet.source == "version_tag" and from_parquet.uri == "train.parquet"
+    assert from_parquet.digest == from_csv.digest and len(from_csv.digest) == 64
+    frame.iloc[:149].to_parquet(data_root.path / "fewer.parquet", index=False)
+    data_root.tags[reference.VERSION_TAG] = "fewer.parquet"
+    assert reference.resolve(MODEL, 1, None, data_root.settings).digest != from_csv.digest
+
+
+def test_no_reference_at_all_is_404_naming_the_ways_to_give_one(data_root):
+    from mlflow_hokusai.errors import NotFound
+
+    with pytest.raises(NotFound) as missing:
+        reference.resolve(MODEL, 1, None, data_root.settings)
+    assert reference.VERSION_TAG in str(missing.value.detail)
+
+
 def test_a_large_window_is_read_as_a_bounded_sample_that_periodic_traffic_cannot_fool(engine):
     rng = np.random.default_rng(1)
     rows = training(rng, 5000)
