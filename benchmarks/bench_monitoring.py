@@ -5,9 +5,11 @@ database (the shared server), against a 5,000-row reference.
     .venv/bin/python -m benchmarks.bench_monitoring [--rows 1000000 --rounds 3]
 
 Target: under 5 s. Memory is bounded by sampling, not streaming: the window is
-counted, then every k-th row by id is read (``HOKUSAI_MONITORING_MAX_ROWS``,
-50,000 by default), so the report parses at most that many JSON documents
-whatever the traffic. Printed: seconds per report (median of rounds), the
+counted, then at most ``HOKUSAI_MONITORING_MAX_ROWS`` rows (50,000 by default)
+are read, kept by a pseudo-random function of their id (plugins/monitoring/
+current.py: ``id * 48271 mod 2^31-1`` below a cutoff; not every k-th id, which
+the periodic traffic below would alias with), so the report parses at most that
+many JSON documents whatever the traffic. Printed: seconds per report (median of rounds), the
 rows it read, and the process's peak RSS growth; with ``--unbounded`` also the
 same report reading every row (what sampling saves).
 """

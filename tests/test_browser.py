@@ -100,6 +100,8 @@ def test_a_person_logs_in_browses_and_logs_out(chromium, uvicorn_sqlite, ui_data
         page.locator("svg.chart").wait_for()
         assert page.locator("svg.chart circle.point").count() == 3
         assert page.inner_text("#token") == ui_data["token"]
+        assert page.get_attribute("#drift", "href") == \
+            f"/api/v1/monitoring/{ui_data['model']}/drift?format=html"  # not deployed
         ranked = page.locator("#contributors tbody tr").all_inner_texts()
         assert BOB in ranked[0] and ALICE in ranked[1]  # +0.06 ahead of -0.02
         screenshot(page, "06-hokusai-model")

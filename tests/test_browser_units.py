@@ -185,6 +185,25 @@ def test_contributors_are_ranked_by_summed_improvement():
     assert ranked[3]["improvement"] == pytest.approx(-0.02)
 
 
+def test_the_drift_link_names_the_deployment_serving_the_model():
+    import types
+
+    from mlflow_hokusai.plugins.browser.views import drift_link
+
+    def deployment(status, version=None, alias=None):
+        target = f"@{alias}" if alias else str(version)
+        return types.SimpleNamespace(status=status, alias=alias, target=target)
+
+    base = "/api/v1/monitoring/churn%20v2/drift?format=html"
+    assert drift_link("churn v2", []) == base  # the route's 404 explains
+    # Deployed by version only: the default (@production) would be 404.
+    assert drift_link("churn v2", [deployment("ready", 3)]) == base + "&version=3"
+    assert drift_link("churn v2", [deployment("failed", alias="production"),
+                                   deployment("ready", 3)]) == base + "&version=3"
+    assert drift_link("churn v2", [deployment("ready", 3), deployment(
+        "ready", alias="production")]) == base + "&version=%40production"
+
+
 def test_times_on_pages():
     import datetime
 

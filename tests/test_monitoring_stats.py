@@ -1,6 +1,8 @@
 """Drift statistics on synthetic data whose truth is known (fixed seeds), checked
 against scipy called directly here."""
 
+import io
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -141,3 +143,54 @@ def test_unknown_requested_features_are_refused_by_name():
     with pytest.raises(ValidationFailed) as refused:
         reports.choose_features(["a", "zz"], pd.DataFrame({"a": [1]}), None)
     assert "zz" in str(refused.value.detail)
+
+
+def psi_report(reference, current):
+    return reports.drift(pd.DataFrame({"x": reference}), pd.DataFrame({"x": current}), ["x"],
+                         "psi", stats.DEFAULT_THRESHOLD["psi"], 30)["features"]["x"]
+
+
+def test_psi_sees_a_binary_flag_move():
+    # Two distinct reference values: deciles at 0 and 1 only, which binned
+    # every value into one bin and scored any change 0.
+    rng = np.random.default_rng(12)
+    reference = rng.binomial(1, 0.5, 2000)
+    assert psi_report(reference, rng.binomial(1, 0.95, 1000))["drifted"] is True
+    same = psi_report(reference, rng.binomial(1, 0.5, 1000))
+    assert same["drifted"] is False and same["statistic"] < 0.05
+
+
+def test_psi_sees_a_constant_change():
+    assert psi_report(np.full(500, 3.0), np.full(500, 4.0))["drifted"] is True
+    assert psi_report(np.full(500, 3.0), np.full(500, 3.0))["statistic"] == pytest.approx(0)
+
+
+def test_psi_keeps_every_bin_of_a_feature_with_few_values():
+    # Three values, one of them rare: its share going 2% -> 40% is a drift.
+    reference = np.r_[np.zeros(490), np.ones(490), np.full(20, 2.0)]
+    current = np.r_[np.zeros(300), np.ones(300), np.full(400, 2.0)]
+    assert psi_report(reference, current)["drifted"] is True
+
+
+def test_psi_bins_a_continuous_feature_at_the_reference_deciles():
+    rng = np.random.default_rng(13)
+    reference, current = rng.normal(0, 1, 4000), rng.normal(0, 1, 3000)
+    edges = np.r_[-np.inf, np.quantile(reference, np.linspace(0, 1, 11)[1:-1]), np.inf]
+    table = np.array([np.histogram(reference, edges)[0], np.histogram(current, edges)[0]])
+    assert table[0].tolist() == [400] * 10
+    assert psi_report(reference, current)["statistic"] == pytest.approx(
+        stats.psi_from_counts(table))
+
+
+def test_whole_number_floats_match_integer_categories():
+    # A string-typed column with a missing value is read from CSV as float:
+    # "1.0" must be the category "1" recorded requests give.
+    reference = pd.read_csv(io.StringIO("code,n\n" + "1,0\n2,0\n3,0\n" * 100 + ",0\n"))
+    assert reference["code"].dtype == float
+    current = pd.DataFrame({"code": [1, 2, 3] * 50})
+    result = reports.drift(reference, current, ["code"], "auto", 0.05, 30,
+                           [{"name": "code", "type": "string"}])["features"]["code"]
+    assert result["method"] == "chi2"
+    assert result["statistic"] == pytest.approx(0) and result["drifted"] is False
+    table, categories = stats.counts(pd.Series([1.0, 2.5]), pd.Series(["1", "2.5"]))
+    assert categories == ["1", "2.5"] and table.tolist() == [[1, 1], [1, 1]]

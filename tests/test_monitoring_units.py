@@ -4,6 +4,7 @@ gauges and audit records, feedback to accuracy, and the pictures."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import types
@@ -95,6 +96,56 @@ def test_a_report_of_recorded_samples_names_its_reference_and_window(hokusai):
     assert earlier.report["overall_drift"] is None
 
 
+@pytest.fixture
+def data_root(tmp_path, monkeypatch):
+    """Reference files under HOKUSAI_EVALUATION_DATA_ROOT, the model's version
+    tags stubbed, and no run dataset to fall back on."""
+    tags: dict[str, str] = {}
+    monkeypatch.setattr(reference.registry, "get_version",
+                        lambda name, version: types.SimpleNamespace(tags=tags))
+    monkeypatch.setattr(reference.datasets, "logged_inputs", lambda name, version: [])
+    reference._read.cache_clear()
+    yield types.SimpleNamespace(path=tmp_path, tags=tags, settings=Settings(
+        evaluation_data_root=str(tmp_path), monitoring_max_rows=10_000))
+    reference._read.cache_clear()
+
+
+def test_the_deployment_reference_dataset_comes_first(data_root):
+    frame = training(np.random.default_rng(2), 200)
+    frame.to_csv(data_root.path / "deployed.csv", index=False)
+    frame.iloc[:100].to_csv(data_root.path / "tagged.csv", index=False)
+    data_root.tags[reference.VERSION_TAG] = "tagged.csv"
+    used = reference.resolve(MODEL, 1, "deployed.csv", data_root.settings)
+    assert used.describe() == {"source": "deployment", "uri": "deployed.csv",
+                               "digest": reference.digest(pd.read_csv(
+                                   data_root.path / "deployed.csv")),
+                               "mlflow_digest": None, "rows": 200}
+
+
+def test_the_version_tag_names_the_reference_and_formats_agree_on_its_digest(data_root):
+    frame = training(np.random.default_rng(3), 150)
+    frame.to_csv(data_root.path / "train.csv", index=False)
+    frame.to_parquet(data_root.path / "train.parquet", index=False)
+    data_root.tags[reference.VERSION_TAG] = "train.csv"
+    from_csv = reference.resolve(MODEL, 1, None, data_root.settings)
+    assert (from_csv.source, from_csv.uri, len(from_csv.frame)) == ("version_tag", "train.csv", 150)
+    data_root.tags[reference.VERSION_TAG] = "train.parquet"
+    from_parquet = reference.resolve(MODEL, 1, None, data_root.settings)
+    assert from_parquet.source == "version_tag" and from_parquet.uri == "train.parquet"
+    assert from_parquet.digest == from_csv.digest and len(from_csv.digest) == 64
+    frame.iloc[:149].to_parquet(data_root.path / "fewer.parquet", index=False)
+    data_root.tags[reference.VERSION_TAG] = "fewer.parquet"
+    assert reference.resolve(MODEL, 1, None, data_root.settings).digest != from_csv.digest
+
+
+def test_no_reference_at_all_is_404_naming_the_ways_to_give_one(data_root):
+    from mlflow_hokusai.errors import NotFound
+
+    with pytest.raises(NotFound) as missing:
+        reference.resolve(MODEL, 1, None, data_root.settings)
+    assert reference.VERSION_TAG in str(missing.value.detail)
+
+
 def test_a_large_window_is_read_as_a_bounded_sample_that_periodic_traffic_cannot_fool(engine):
     rng = np.random.default_rng(1)
     rows = training(rng, 5000)
@@ -119,6 +170,14 @@ def test_a_sample_that_is_no_json_object_is_skipped(engine):
     assert total == 4 and frame["age"].tolist() == [30.0, 40.0]
 
 
+def arrive(engine, frame):
+    """New inputs replace the window's, and the checks are due at once."""
+    with engine.begin() as connection:
+        connection.execute(prediction_samples.delete())
+        connection.execute(sa.text("UPDATE hokusai_drift_checks SET next_run_at = 0"))
+    record(engine, frame)
+
+
 def test_the_scheduled_check_stores_exports_and_audits_drift_changes(hokusai):
     from prometheus_client import REGISTRY
 
@@ -135,13 +194,9 @@ def test_the_scheduled_check_stores_exports_and_audits_drift_changes(hokusai):
     assert REGISTRY.get_sample_value("hokusai_model_drifted", {"model": MODEL}) == 0
     assert hokusai.audit.rows == []
     # Drifted inputs arrive: older samples leave the window.
-    with engine.begin() as connection:
-        connection.execute(prediction_samples.delete())
     shifted = training(hokusai.rng, 300)
     shifted["age"] += 15
-    record(engine, shifted)
-    with engine.begin() as connection:  # due again now
-        connection.execute(sa.text("UPDATE hokusai_drift_checks SET next_run_at = 0"))
+    arrive(engine, shifted)
     runner.tick()
     latest = runner.results(MODEL)[0]
     assert latest["overall_drift"] is True
@@ -157,6 +212,14 @@ def test_the_scheduled_check_stores_exports_and_audits_drift_changes(hokusai):
     # Not due: nothing runs.
     runner.tick()
     assert len(runner.results(MODEL)) == 2
+    # In-distribution inputs again: the feature stops drifting.
+    arrive(engine, training(hokusai.rng, 300))
+    runner.tick()
+    assert runner.results(MODEL)[0]["overall_drift"] is False
+    assert [r["action"] for r in hokusai.audit.rows] == ["DRIFT_STARTED age", "DRIFT_STOPPED age"]
+    assert REGISTRY.get_sample_value("hokusai_model_drifted", {"model": MODEL}) == 0
+    assert REGISTRY.get_sample_value("hokusai_feature_drifted",
+                                     {"model": MODEL, "feature": "age"}) == 0
 
 
 def test_a_check_without_a_deployment_stores_the_reason(hokusai, monkeypatch):
@@ -171,6 +234,79 @@ def test_a_check_without_a_deployment_stores_the_reason(hokusai, monkeypatch):
     runner.tick()
     [result] = runner.results(MODEL)
     assert result["error"] == "No deployment serves it" and result["report"] is None
+
+
+def test_a_failing_check_stores_its_error_and_the_other_due_checks_still_run(
+        hokusai, monkeypatch, caplog):
+    built = drift.build
+
+    def build(hokusai, model_name, *args):
+        if model_name == "broken":
+            raise RuntimeError("reference file truncated")
+        return built(hokusai, model_name, *args)
+
+    monkeypatch.setattr(drift, "build", build)
+    record(hokusai.engine, training(hokusai.rng, 300))
+    runner = checks.Checks(hokusai)
+    for name in ("broken", MODEL):  # both due now
+        runner.put(name, schemas.CheckBody(version="1"), None)
+    with caplog.at_level("ERROR", logger=checks.__name__):
+        runner.tick()
+    [failed] = runner.results("broken")
+    assert failed["error"] == "RuntimeError: reference file truncated"
+    assert failed["report"] is None
+    assert "reference file truncated" in caplog.text
+    [ran] = runner.results(MODEL)
+    assert ran["error"] is None and ran["overall_drift"] is False
+
+
+def test_a_check_failing_outside_its_report_does_not_stop_the_next(hokusai, monkeypatch):
+    record(hokusai.engine, training(hokusai.rng, 300))
+    runner = checks.Checks(hokusai)
+    for name in ("broken", MODEL):
+        runner.put(name, schemas.CheckBody(version="1"), None)
+    previous = runner._previous
+
+    def unreadable(model_name):
+        if model_name == "broken":
+            raise sa.exc.OperationalError("SELECT", {}, Exception("database is locked"))
+        return previous(model_name)
+
+    monkeypatch.setattr(runner, "_previous", unreadable)
+    runner.tick()
+    assert runner.results("broken") == []
+    assert runner.results(MODEL)[0]["overall_drift"] is False
+
+
+class SecondHost:
+    """This host's view of the shared database, with another host ticking
+    once right after this one has read which checks are due (the first
+    connection it closes)."""
+
+    def __init__(self, engine, other):
+        self.engine, self.other = engine, other
+
+    def __getattr__(self, name):
+        return getattr(self.engine, name)
+
+    @contextlib.contextmanager
+    def connect(self):
+        with self.engine.connect() as connection:
+            yield connection
+        other, self.other = self.other, None
+        if other is not None:
+            other.tick()
+
+
+def test_a_due_check_runs_on_one_host_only(hokusai):
+    record(hokusai.engine, training(hokusai.rng, 300))
+    first = checks.Checks(hokusai)
+    first.put(MODEL, schemas.CheckBody(version="1"), None)
+    late = checks.Checks(types.SimpleNamespace(
+        **{**vars(hokusai), "engine": SecondHost(hokusai.engine, first)}))
+    late.tick()  # read the check as due, then found it claimed by the first host
+    [result] = first.results(MODEL)
+    assert result["error"] is None
 
 
 def _served(log, request_id, predictions, error=None, records=None):

@@ -6,6 +6,7 @@ audit trail are the ones every other client gets."""
 
 from __future__ import annotations
 
+import urllib.parse
 from collections import defaultdict
 
 import flask
@@ -15,6 +16,8 @@ from mlflow_hokusai.pipeline import current_principal
 from mlflow_hokusai.plugins.auth import scopes
 from mlflow_hokusai.plugins.browser.chart import benchmark_chart
 from mlflow_hokusai.plugins.browser.pages import page
+from mlflow_hokusai.plugins.serving.resolve import DEFAULT_ALIAS
+from mlflow_hokusai.plugins.serving.store import READY
 from mlflow_hokusai.plugins.store import reader
 from mlflow_hokusai.plugins.store.access import read
 from mlflow_hokusai.plugins.tokens import schemas, service
@@ -52,6 +55,17 @@ def ranked_contributors(lineage: list[dict]) -> list[dict]:
                   key=lambda entry: (-entry["improvement"], entry["address"]))
 
 
+def drift_link(name: str, deployments: list) -> str:
+    """The drift report of what serves the model: the route's default (the
+    production alias) names no deployment of a model deployed by version, so
+    the link names one, ready first, the production alias's first among them."""
+    link = f"/api/v1/monitoring/{urllib.parse.quote(name, safe='')}/drift?format=html"
+    if not deployments:
+        return link  # the route's 404 says how to deploy it
+    chosen = min(deployments, key=lambda d: (d.status != READY, d.alias != DEFAULT_ALIAS))
+    return f"{link}&version={urllib.parse.quote(chosen.target, safe='')}"
+
+
 @blueprint.get("/models/<path:name>")
 def model(name: str):
     page = schemas.Page(max_results=MAX_LISTED)
@@ -62,7 +76,10 @@ def model(name: str):
                   "benchmark")
     points = [(row["version"], next(iter(row["metrics"].values()), None), row["improvement"])
               for row in lineage["lineage"]]
+    serving = flask.current_app.extensions["hokusai"].serving  # None: serving plugin off
+    deployments = serving.store.list(name) if serving is not None else []
     return _render("model.html", name=name, token=token, lineage=lineage, versions=versions,
+                   drift=drift_link(name, deployments),
                    metric=metric, chart=benchmark_chart(points, metric),
                    contributors=ranked_contributors(lineage["lineage"]))
 

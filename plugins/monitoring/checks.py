@@ -84,11 +84,22 @@ class Checks:
             due = connection.execute(sa.select(drift_checks).where(
                 drift_checks.c.next_run_at <= at)).all()
         for check in due:
-            with self.engine.begin() as connection:
-                connection.execute(drift_checks.update().where(
-                    drift_checks.c.model_name == check.model_name).values(
-                    next_run_at=at + int(check.interval_minutes * MINUTE_MS)))
-            self.run(check, at)
+            if not self._claim(check, at):
+                continue
+            try:
+                self.run(check, at)
+            except Exception:  # one check's failure (storing, exporting) skips no other
+                _logger.exception("Drift check of %s failed", check.model_name)
+
+    def _claim(self, check, at: int) -> bool:
+        """Whether this host runs the check. Each host on the database sees it
+        due; the one whose update still finds the ``next_run_at`` it read moves
+        it on and runs it, the others find it moved."""
+        with self.engine.begin() as connection:
+            return connection.execute(drift_checks.update().where(
+                drift_checks.c.model_name == check.model_name,
+                drift_checks.c.next_run_at == check.next_run_at).values(
+                next_run_at=at + int(check.interval_minutes * MINUTE_MS))).rowcount == 1
 
     def run(self, check, at: int) -> dict | None:
         previous = self._previous(check.model_name)
@@ -97,8 +108,13 @@ class Checks:
         try:
             result = drift.build(self.hokusai, check.model_name, check.version, features,
                                  check.method, check.threshold, since, at)
-        except HokusaiError as exc:  # no deployment, no reference data: stored, retried
-            self._store(check.model_name, None, at, None, str(exc.detail)[:1000], None)
+        except Exception as exc:  # stored as the result, so it is seen; retried at the next time
+            if isinstance(exc, HokusaiError):  # no deployment, no reference data
+                reason = str(exc.detail)
+            else:  # a bug, an unreadable file
+                _logger.exception("Drift report of %s failed", check.model_name)
+                reason = f"{type(exc).__name__}: {exc}"
+            self._store(check.model_name, None, at, None, reason[:1000], None)
             return None
         report = result.report
         self._store(check.model_name, result.version, at, report["overall_drift"], None, report)

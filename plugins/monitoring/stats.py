@@ -5,7 +5,8 @@ Numeric features: the two-sample Kolmogorov-Smirnov test (``scipy.stats.
 ks_2samp``). Categorical ones: Pearson's chi-square test of homogeneity on the
 reference-vs-current contingency table (``scipy.stats.chi2_contingency``), or
 the population stability index. ``method="psi"`` uses the PSI for every feature
-(numeric ones binned at the reference's deciles): it has no p-value, it drifts
+(numeric ones binned at the reference's deciles, or by value when the
+reference has at most ``PSI_BINS`` distinct ones): it has no p-value, it drifts
 when the index exceeds the threshold (0.2 is the usual "significant shift").
 
 Correction: Holm-Bonferroni (step-down) over the features that were tested. It
@@ -55,10 +56,26 @@ def ks(reference: np.ndarray, current: np.ndarray) -> tuple[float, float]:
     return float(result.statistic), float(result.pvalue)
 
 
+def _label(value) -> str:
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+
+
+def _labels(values: pd.Series) -> pd.Series:
+    """Values as category text, a whole-number float written as the integer it
+    is: a reference column with missing values is read as float, and its "1.0"
+    must match the "1" of recorded requests (else identical data drifts)."""
+    if pd.api.types.is_float_dtype(values):
+        text = values.astype(str)
+        whole = (values % 1 == 0) & (values.abs() < 2**53)  # exact in an int64
+        text[whole] = values[whole].astype("int64").astype(str)
+        return text
+    return values.map(_label) if values.dtype == object else values.astype(str)
+
+
 def counts(reference: pd.Series, current: pd.Series) -> tuple[np.ndarray, list]:
     """A 2 x k table of category counts over the categories either side has
     (a category only the current data has is a column with a 0 reference)."""
-    ref, cur = reference.astype(str).value_counts(), current.astype(str).value_counts()
+    ref, cur = _labels(reference).value_counts(), _labels(current).value_counts()
     categories = sorted(set(ref.index) | set(cur.index))
     table = np.array([[ref.get(c, 0) for c in categories], [cur.get(c, 0) for c in categories]])
     return table, categories
@@ -79,11 +96,15 @@ def psi_from_counts(table: np.ndarray) -> float:
     return float(np.sum((actual - expected) * np.log(actual / expected)))
 
 
-def psi(reference: pd.Series, current: pd.Series, categorical: bool) -> float:
-    if categorical:
-        return psi_from_counts(counts(reference, current)[0])
-    edges = np.unique(np.quantile(reference, np.linspace(0, 1, PSI_BINS + 1)))
-    edges[0], edges[-1] = -np.inf, np.inf
+def psi(reference: pd.Series | np.ndarray, current: pd.Series | np.ndarray,
+        categorical: bool) -> float:
+    # A numeric feature with few distinct reference values (a 0/1 flag, a
+    # constant) has too few distinct deciles to bin by: one or two bins would
+    # hold everything whatever the current data does. Its values are its bins.
+    if categorical or len(np.unique(reference)) <= PSI_BINS:
+        return psi_from_counts(counts(pd.Series(reference), pd.Series(current))[0])
+    inner = np.quantile(reference, np.linspace(0, 1, PSI_BINS + 1)[1:-1])
+    edges = np.r_[-np.inf, np.unique(inner), np.inf]
     table = np.array([np.histogram(reference, edges)[0], np.histogram(current, edges)[0]])
     return psi_from_counts(table)
 
