@@ -31,3 +31,17 @@ def test_every_package_of_the_checkout_is_installed():
     assert "mlflow_hokusai.plugins.auth" in found and "mlflow_hokusai.db.migrations" in found
     assert found - listed == set(), "add them to setup.cfg [options] packages"
     assert listed - found == set(), "setup.cfg lists packages the checkout does not have"
+
+
+def test_make_serve_installs_what_serving_needs_only(tmp_path):
+    # `make test` installs the extras, so a server depending on one would pass
+    # every test yet fail for someone who only runs `make serve`.
+    import subprocess
+
+    venv = tmp_path / "venv"
+    plan = subprocess.run(["make", "-n", "serve", f"VENV={venv}"], cwd=ROOT, check=True,
+                          capture_output=True, text=True).stdout
+    installs = [line for line in plan.splitlines() if " install " in line]
+    assert f"{venv}/bin/pip install -e ." in installs, plan
+    assert not any("[" in line for line in installs), installs
+    assert plan.splitlines()[-1].startswith(f"{venv}/bin/hokusai serve "), plan

@@ -251,3 +251,19 @@ def test_jwt_audience_and_issuer_are_checked_when_configured():
                            algorithm="HS256")):  # no exp
         with pytest.raises(AuthenticationFailed):
             verifier.verify(bad)
+
+
+def test_the_evaluation_target_is_inferred_or_asked_for():
+    from mlflow.types import ColSpec, Schema
+
+    from mlflow_hokusai.errors import ValidationFailed
+    from mlflow_hokusai.plugins.models.evaluation import infer_target
+
+    schema = Schema([ColSpec("double", "a"), ColSpec("double", "b")])
+    assert infer_target(["a", "b", "outcome"], schema) == "outcome"  # the one left out
+    assert infer_target(["a", "b", "x", "label"], schema) == "label"  # two left: by name
+    assert infer_target(["f", "y"], None) == "y"  # no signature: by name
+    with pytest.raises(ValidationFailed) as asked:
+        infer_target(["a", "b", "x", "z"], schema)
+    issue = asked.value.detail[0]
+    assert issue["loc"] == ["body", "target"] and "columns: a, b, x, z" in issue["msg"]
