@@ -3,6 +3,7 @@ lists packages by hand (plugins/ is installed as mlflow_hokusai.plugins), and a
 package missing from the list is missing only outside an editable install."""
 
 import configparser
+import subprocess
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,8 +37,6 @@ def test_every_package_of_the_checkout_is_installed():
 def test_make_serve_installs_what_serving_needs_only(tmp_path):
     # `make test` installs the extras, so a server depending on one would pass
     # every test yet fail for someone who only runs `make serve`.
-    import subprocess
-
     venv = tmp_path / "venv"
     plan = subprocess.run(["make", "-n", "serve", f"VENV={venv}"], cwd=ROOT, check=True,
                           capture_output=True, text=True).stdout
