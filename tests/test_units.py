@@ -267,3 +267,19 @@ def test_the_evaluation_target_is_inferred_or_asked_for():
         infer_target(["a", "b", "x", "z"], schema)
     issue = asked.value.detail[0]
     assert issue["loc"] == ["body", "target"] and "columns: a, b, x, z" in issue["msg"]
+
+
+def test_an_engine_pushed_out_of_the_cache_closes_its_idle_connections(tmp_path):
+    from mlflow_hokusai.db import engine as engines
+
+    first = engines.get_engine(f"sqlite:///{tmp_path}/first.db")
+    with first.connect():
+        pass
+    assert first.pool.checkedin() == 1  # an idle pooled connection
+    assert engines.get_engine(f"sqlite:///{tmp_path}/first.db") is first
+    for number in range(engines.MAX_ENGINES):
+        engines.get_engine(f"sqlite:///{tmp_path}/{number}.db")
+    assert first.pool.checkedin() == 0  # disposed when pushed out
+    assert engines.get_engine(f"sqlite:///{tmp_path}/first.db") is not first
+    with first.connect() as connection:  # a holder of it still works
+        assert connection.exec_driver_sql("SELECT 1").scalar() == 1

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import functools
+import collections
 import os
+import threading
 
 import sqlalchemy
 
@@ -40,8 +41,31 @@ def resolve_database_uri(explicit: str | None = None) -> str:
     raise ConfigurationError("No database: pass --database-uri or set HOKUSAI_DATABASE_URI")
 
 
-@functools.lru_cache(maxsize=8)
+MAX_ENGINES = 8
+_engines: collections.OrderedDict[tuple[str, float], sqlalchemy.engine.Engine] = \
+    collections.OrderedDict()
+_engines_lock = threading.Lock()
+
+
 def get_engine(url: str, connect_timeout: float = 3.0) -> sqlalchemy.engine.Engine:
+    """One engine per URL and timeout in the process, the last MAX_ENGINES used.
+    One pushed out is disposed: its idle pooled connections close (a process
+    visiting many databases, as the test suite does, held them until garbage
+    collection); a holder of it still works, connecting anew."""
+    key = (url, connect_timeout)
+    with _engines_lock:
+        engine = _engines.get(key)
+        if engine is not None:
+            _engines.move_to_end(key)
+            return engine
+        engine = _engines[key] = _create_engine(url, connect_timeout)
+        evicted = _engines.popitem(last=False)[1] if len(_engines) > MAX_ENGINES else None
+    if evicted is not None:
+        evicted.dispose()
+    return engine
+
+
+def _create_engine(url: str, connect_timeout: float) -> sqlalchemy.engine.Engine:
     dialect = sqlalchemy.engine.make_url(url).get_backend_name()
     kwargs: dict = {"pool_pre_ping": True}
     if dialect == "sqlite":
