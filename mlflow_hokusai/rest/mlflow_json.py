@@ -98,25 +98,26 @@ def check_body() -> None:
     if (request.blueprint or "").startswith("hokusai") or \
             any(part in request.path for part in _FILES):
         return
-    graphql = request.path.rstrip("/").endswith("/graphql")
+    _check_fields(_body_object(request), request)
+
+
+def _body_object(request) -> dict:
+    """The JSON object MLflow's handler will read ({} for none: MLflow then
+    reads the query string), refused when it is no object, a GraphQL call
+    without a query, or text no database can store."""
     raw = request.get_data(cache=True)
-    if not raw.strip():
-        if graphql:
-            raise BadRequest("GraphQL needs a JSON object body with a 'query' string")
-        _check_fields({}, request)
-        return
-    body = _decoded(raw)
-    if body is None and not graphql:
-        _check_fields({}, request)
-        return
+    body = _decoded(raw) if raw.strip() else None
+    if request.path.rstrip("/").endswith("/graphql") and \
+            not (isinstance(body, dict) and isinstance(body.get("query"), str)):
+        raise BadRequest("GraphQL needs a JSON object body with a 'query' string")
+    if body is None:
+        return {}
     if not isinstance(body, dict):
         raise BadRequest(NOT_AN_OBJECT)
-    if graphql and not isinstance(body.get("query"), str):
-        raise BadRequest("GraphQL needs a JSON object body with a 'query' string")
     where = unstorable_text(body)
     if where is not None:
         raise BadRequest(f"Field {'.'.join(map(str, where))}: text {UNSTORABLE_MESSAGE}")
-    _check_fields(body, request)
+    return body
 
 
 def _check_fields(body: dict, request) -> None:
