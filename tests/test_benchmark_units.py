@@ -36,9 +36,44 @@ def echo_model(tmp_path_factory):
     return folder / "model"
 
 
-def _settings(mode, timeout=120):
+def _settings(mode, timeout=120, memory_mb=4096):
     return types.SimpleNamespace(sandbox_mode=mode, sandbox_timeout_seconds=timeout,
-                                 sandbox_memory_mb=4096)
+                                 sandbox_memory_mb=memory_mb)
+
+
+# Room for the runner (MLflow, pandas and pyarrow take about 450 MiB of address
+# space), not for the model's extra GiB.
+MEMORY_MB = 900
+HUNGRY = """
+import mlflow.pyfunc
+from mlflow.models import set_model
+
+class Hungry(mlflow.pyfunc.PythonModel):
+    def predict(self, context, model_input, params=None):
+        hoard = bytearray(2 ** 30)
+        return [len(hoard)] * len(model_input)
+
+set_model(Hungry())
+"""
+
+
+@pytest.mark.parametrize("mode", ["process", "bwrap"])
+def test_a_model_past_the_memory_limit_is_refused(tmp_path, mode):
+    import shutil
+
+    (tmp_path / "hungry.py").write_text(HUNGRY)
+    mlflow.pyfunc.save_model(str(tmp_path / "model"), python_model=str(tmp_path / "hungry.py"))
+
+    def run(memory_mb):
+        return sandbox.predict(lambda target: shutil.copytree(tmp_path / "model", target,
+                                                              dirs_exist_ok=True),
+                               pd.DataFrame({"x": [1.0]}), _settings(mode, memory_mb=memory_mb))
+
+    assert run(4096)[0] == [2 ** 30]  # the default limit has room for it
+    with pytest.raises(EvaluationRefused) as refused:
+        run(MEMORY_MB)
+    assert refused.value.status == 422 and refused.value.extra["reason"] == \
+        "the model's code raised the model exceeded the sandbox's memory limit"
 
 
 @pytest.mark.parametrize("mode", ["process", "bwrap"])
@@ -94,6 +129,23 @@ def test_an_improvement_counts_only_when_both_values_are_verified(monkeypatch):
     assert [(r["value_verified"], r["verified"]) for r in annotated] == \
         [(True, True), (True, True), (False, False), (False, False)]
     assert verified.verified_total(annotated) == pytest.approx(0.2)
+
+
+def test_a_verified_improvement_takes_the_direction_of_the_tokens_benchmark(monkeypatch):
+    monkeypatch.setattr(verified, "latest", lambda engine, name, versions: {1: 0.5, 2: 0.7})
+    monkeypatch.setattr(verified, "benchmark_directions",
+                        lambda engine, keys: {"tok": "higher"})
+    # Tagged lower-is-better by someone with EDIT: the index scored it -0.2.
+    rows = [{"model_name": "m", "version": 2, "benchmark_value": 0.7, "baseline_version": 1,
+             "baseline_value": 0.5, "improvement": -0.2, "direction": "lower",
+             "token_key": None, "model_token_key": "tok"},
+            {"model_name": "m", "version": 3, "benchmark_value": 0.9, "baseline_version": 2,
+             "baseline_value": 0.7, "improvement": -0.2, "direction": "lower",
+             "token_key": "tok", "model_token_key": "tok"}]
+    annotated = verified.annotate(None, rows)
+    assert [(r["direction"], r["improvement"], r["verified"]) for r in annotated] == \
+        [("higher", 0.2, True), ("lower", -0.2, False)]  # an unverified one shows its tags
+    assert verified.verified_total(annotated) == 0.2
 
 
 def test_evaluator_values_count_and_replacing_one_is_signalled(tmp_path, monkeypatch):

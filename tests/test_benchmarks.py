@@ -6,6 +6,7 @@ lineage. Hostile model code is stopped and reported, and the server serves on.""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import textwrap
 import uuid
@@ -148,6 +149,19 @@ def test_measured_values_are_verified_and_hand_set_ones_are_not(server, token, m
     impact_b = api("GET", f"/models/contributors/{ADDRESS_B}/impact").json()
     assert impact_b["total_improvement_score"] == pytest.approx(measured[3] - measured[2])
     assert measured[3] - measured[2] < 0
+    token["measured"] = measured
+
+    # A writer flips the direction tags (version and model): the verified numbers
+    # stay those of the token's benchmark, "higher".
+    for direction in ("lower", "higher"):  # flipped, then back for what follows
+        for number in (2, 3):
+            _set_tag(api, name, number, "benchmark_direction", direction)
+        flipped = api("POST", "/2.0/mlflow/registered-models/set-tag",
+                      json={"name": name, "key": "benchmark_direction", "value": direction})
+        assert flipped.status_code == 200, flipped.text
+        assert api("GET", f"/models/{name}/lineage").json() == lineage
+        assert api("GET", f"/models/contributors/{ADDRESS_A}/impact").json() == impact_a
+        assert api("GET", f"/models/contributors/{ADDRESS_B}/impact").json() == impact_b
 
     # A writer types a better value for version 3: visible, unverified, not counted.
     _set_tag(api, name, 3, "benchmark_value", "0.99")
@@ -174,6 +188,44 @@ def test_measured_values_are_verified_and_hand_set_ones_are_not(server, token, m
     lineage = api("GET", f"/models/{name}/lineage").json()
     assert lineage["lineage"][2]["verified"] is True
     assert lineage["cumulative_improvement"] == pytest.approx(0.97 - measured[1])
+    assert lineage["lineage"][2]["improvement"] == pytest.approx(0.97 - measured[2])
+
+
+def test_an_unproven_address_on_a_measured_version_is_not_credited(server, token):
+    api, name = token["api"], token["name"]
+    address = "0x" + "c3" * 20
+    _set_tag(api, name, 2, "hokusai_contributor", address)  # a writer, not admin: unproven
+    entry = api("GET", f"/models/{name}/lineage").json()["lineage"][1]
+    assert (entry["contributor"], entry["value_verified"]) == (address, True)
+    assert (entry["address_verified"], entry["verified"]) == (False, False)
+    impact = api("GET", f"/models/contributors/{address}/impact").json()
+    contribution = impact["contributions"][0]
+    assert contribution["improvement_score"] > 0 and contribution["value_verified"]
+    assert (contribution["address_verified"], contribution["verified"]) == (False, False)
+    assert (impact["total_improvement_score"], impact["total_models_improved"]) == (0, 0)
+    _set_tag(Api(server, "admin"), name, 2, "hokusai_contributor", ADDRESS_A)
+
+
+def test_measurements_and_replaced_values_are_on_the_ledger(server, token):
+    answer = Api(server, "admin")("GET", "/ledger", params={"token_id": token["token_id"]})
+    assert answer.status_code == 200, answer.text
+    entries = [json.loads(line) for line in answer.text.splitlines()]
+    digest = "sha256:" + hashlib.sha256(
+        token["holdout"].to_csv(index=False).encode()).hexdigest()
+    measured = [entry for entry in entries if entry["event"] == "benchmark_measured"
+                and entry["data"].get("run_id")]
+    assert [(e["model_name"], e["version"]) for e in measured] == \
+        [(token["name"], number) for number in (1, 2, 3)]
+    for entry in measured:
+        data = entry["data"]
+        assert data["value"] == token["measured"][entry["version"]]
+        assert (data["dataset_digest"], data["mlflow_version"], data["metric"]) == \
+            (digest, mlflow.__version__, "accuracy")
+        assert len(data["run_id"]) == 32
+    superseded = [entry for entry in entries if entry["event"] == "value_superseded"]
+    assert superseded[0]["version"] == 3
+    assert superseded[0]["data"] == {"old_value": token["measured"][3], "new_value": 0.99,
+                                     "verified": False}
 
 
 def test_who_may_set_and_measure(server, token):
@@ -214,7 +266,8 @@ set_model(Hostile())
 
 
 def _hostile_token(server, tmp_path, actions: dict[str, str]):
-    """A token whose versions run ``actions`` (name -> code) when predicting."""
+    """A token whose versions run ``actions`` (name -> code) when predicting:
+    (its owner's Api, its model's name, its id)."""
     owner = f"hostile-{uuid.uuid4().hex[:6]}"
     api = Api(server, "read,write", owner=owner)
     _, holdout = _data()
@@ -242,7 +295,7 @@ def _hostile_token(server, tmp_path, actions: dict[str, str]):
             "metric_name": "accuracy", "baseline_value": 0.5,
             **({"benchmark": spec} if number == 1 else {})})
         assert registered.status_code == 201, registered.text
-    return api, name
+    return api, name, token_id
 
 
 def test_hostile_model_code_is_stopped_and_reported(server, tmp_path):
@@ -250,7 +303,7 @@ def test_hostile_model_code_is_stopped_and_reported(server, tmp_path):
     db = next(server.server.workdir.parent.glob("bench-sqlite*/mlflow.db"))
     actions = {key: code.format(db=str(db), port=server.server.port, outside=str(outside))
                for key, code in HOSTILE.items()}
-    api, name = _hostile_token(server, tmp_path, actions)
+    api, name, _ = _hostile_token(server, tmp_path, actions)
     expected = {"reads_env": "KeyError", "reads_db": "FileNotFoundError",
                 "opens_socket": "ConnectionRefusedError", "writes_outside": "FileNotFoundError"}
     for number, key in enumerate(actions, start=1):
@@ -266,6 +319,30 @@ def test_hostile_model_code_is_stopped_and_reported(server, tmp_path):
     assert requests.get(server.url + "/health", timeout=10).status_code == 200
 
 
+def test_a_changed_dataset_copy_is_refused_until_the_benchmark_is_set_again(server, tmp_path):
+    api, name, token_id = _hostile_token(server, tmp_path, {"zeros": "pass"})
+    spec = api("GET", f"/tokens/{token_id}/benchmark").json()
+    copy = os.path.join(server.server.artifacts,
+                        spec["dataset_uri"].removeprefix("mlflow-artifacts:/"))
+    with open(copy, "a") as handle:
+        handle.write("0,0,0,0,0,1\n")
+    answer = api("POST", f"/models/{name}/1/benchmark")
+    assert answer.status_code == 422, answer.text
+    assert (answer.json()["error_code"], answer.json()["reason"]) == \
+        ("EVALUATION_FAILED", "dataset digest mismatch")
+
+    # The model's MANAGE holder (its creator) sets the benchmark again: a fresh copy.
+    changed = {key: spec[key] for key in ("metric", "target_column")}
+    changed.update(direction="lower", dataset_uri=spec["source_uri"])
+    answer = api("PUT", f"/tokens/{token_id}/benchmark", json=changed)
+    assert answer.status_code == 200, answer.text
+    again = api("GET", f"/tokens/{token_id}/benchmark").json()
+    assert again == answer.json()
+    assert (again["direction"], again["dataset_digest"]) == ("lower", spec["dataset_digest"])
+    assert again["set_by"] == spec["set_by"] and again["set_at"] >= spec["set_at"]
+    assert api("POST", f"/models/{name}/1/benchmark").status_code == 200
+
+
 @pytest.fixture(scope="module")
 def short_server(tmp_path_factory):
     db_file = tmp_path_factory.mktemp("bench-short") / "mlflow.db"
@@ -276,7 +353,7 @@ def short_server(tmp_path_factory):
 
 
 def test_a_model_past_the_time_limit_is_killed(short_server, tmp_path):
-    api, name = _hostile_token(short_server, tmp_path, {"sleeps": "time.sleep(10 ** 6)"})
+    api, name, _ = _hostile_token(short_server, tmp_path, {"sleeps": "time.sleep(10 ** 6)"})
     answer = api("POST", f"/models/{name}/1/benchmark")
     assert answer.status_code == 422, answer.text
     assert answer.json()["detail"] == (

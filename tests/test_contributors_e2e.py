@@ -77,8 +77,9 @@ def test_proof_rule_ledger_and_verify(server, as_key):
     with pytest.raises(RestException) as refused:
         mlflow_client.set_model_version_tag(name, version, "hokusai_contributor", alice.address)
     assert refused.value.error_code == "PERMISSION_DENIED" and RULE in refused.value.message
-    with pytest.raises(RestException):
+    with pytest.raises(RestException) as refused:
         mlflow_client.create_model_version(name, **run, tags={"hokusai_contributor": address})
+    assert refused.value.error_code == "PERMISSION_DENIED" and RULE in refused.value.message
     assert "hokusai_contributor" not in mlflow_client.get_model_version(name, version).tags
     stolen_name = f"s-{uuid.uuid4().hex[:6]}"
     stolen = post(server, mallory_key, "/api/models/register-tokenized", {
@@ -167,6 +168,41 @@ def test_link_refusals_over_http(server):
     assert post(server, key, "/api/contributors/challenge",
                 {"address": "0x123"}).status_code == 400
     assert post(server, key, "/api/contributors/link", {"message": "x"}).status_code == 400
+
+
+def cli(server, key, *args, stdin=None):
+    """``hokusai contributors ARGS`` as a user runs it, with ``key`` as the MLflow
+    client's credentials."""
+    env = {"PATH": str(BIN), "MLFLOW_TRACKING_URI": server.url, "MLFLOW_TRACKING_TOKEN": key}
+    return subprocess.run([str(BIN / "hokusai"), "contributors", *args], capture_output=True,
+                          text=True, env=env, input=stdin, timeout=120)
+
+
+def test_the_cli_proves_lists_and_unlinks_an_address(server):
+    key = server.create_key("read,write", owner="erin")
+    erin = Account.create()
+    address = erin.address.lower()
+    issued = cli(server, key, "challenge", "--address", erin.address)
+    assert issued.returncode == 0, issued.stderr
+    message = issued.stdout.removesuffix("\n")
+    assert siwe.domain(message) == "registry.example.test"
+    signature = "0x" + erin.sign_message(encode_defunct(text=message)).signature.hex() \
+        .removeprefix("0x")
+    linked = cli(server, key, "link", "--message-file", "-", "--signature", signature,
+                 stdin=issued.stdout)
+    assert linked.returncode == 0, linked.stderr
+    assert linked.stdout.strip() == f"Linked {address} to erin"
+    listed = cli(server, key, "me")
+    assert listed.returncode == 0, listed.stderr
+    assert [link["address"] for link in json.loads(listed.stdout)["links"]] == [address]
+
+    refused = cli(server, key, "unlink", "--principal", "erin", "--address", address)
+    assert refused.returncode == 1 and "403" in refused.stderr
+    unlinked = cli(server, server.admin_key, "unlink", "--principal", "erin",
+                   "--address", address)
+    assert unlinked.returncode == 0, unlinked.stderr
+    assert unlinked.stdout.strip() == f"Unlinked {address} from erin"
+    assert json.loads(cli(server, key, "me").stdout)["links"] == []
 
 
 def test_a_relaxed_server_accepts_unproven_addresses_as_unverified(uvicorn_sqlite, as_key):

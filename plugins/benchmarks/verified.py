@@ -1,7 +1,9 @@
 """Which benchmark values are verified: those the registry measured, or a key
 with the ``evaluator`` scope set. Each is a row of ``hokusai_verified_values``;
 a version's ``benchmark_value`` tag is verified while it equals the latest row
-of that version, so a later hand-set value is not (and says so)."""
+of that version, so a later hand-set value is not (and says so). A verified
+improvement is measured in the direction of the token's benchmark, never a
+``benchmark_direction`` tag (anyone with EDIT sets those)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from collections import defaultdict
 
 import sqlalchemy as sa
 
+from mlflow_hokusai.db.schema import token_benchmarks as B
 from mlflow_hokusai.db.schema import verified_values as W
 from mlflow_hokusai.plugins.store import deltaone
 
@@ -51,14 +54,31 @@ def _latest(connection, name: str, versions) -> dict[int, float]:
     return {version: value for version, value in rows}  # noqa: C416 - the last row of each wins
 
 
+def _token_key(row: dict) -> str | None:
+    return row.get("token_key") or row.get("model_token_key")
+
+
+def benchmark_directions(engine, token_keys) -> dict[str, str]:
+    """The direction of each token's benchmark (tokens without one are absent)."""
+    keys = sorted({key for key in token_keys if key})
+    if not keys:
+        return {}
+    with engine.connect() as connection:
+        return dict(connection.execute(sa.select(B.c.token_key, B.c.direction)
+                                       .where(B.c.token_key.in_(keys))).tuples().all())
+
+
 def annotate(engine, rows: list[dict]) -> list[dict]:
     """Scored index rows (plugins/store/contributions.py) with ``value_verified``
     (the version's value is verified) and ``verified`` (so is the value its
-    improvement is measured from: the improvement counts toward totals)."""
+    improvement is measured from: the improvement counts toward totals). A
+    verified row's ``direction`` and ``improvement`` are those of its token's
+    benchmark (``higher`` when the token has none: values an evaluator key set)."""
     wanted: defaultdict[str, set] = defaultdict(set)
     for row in rows:
         wanted[row["model_name"]] |= {row["version"], row.get("baseline_version")}
     known = {name: latest(engine, name, versions) for name, versions in wanted.items()}
+    directions = benchmark_directions(engine, map(_token_key, rows))
 
     def holds(name, version, value):
         return value is not None and version is not None and known[name].get(version) == value
@@ -67,6 +87,10 @@ def annotate(engine, rows: list[dict]) -> list[dict]:
     for row in rows:
         value_ok = holds(row["model_name"], row["version"], row["benchmark_value"])
         base_ok = holds(row["model_name"], row.get("baseline_version"), row["baseline_value"])
+        if value_ok and base_ok:
+            direction = directions.get(_token_key(row) or "", "higher")
+            row = {**row, "direction": direction, "improvement": deltaone.difference(
+                row["benchmark_value"], row["baseline_value"], direction)}
         out.append({**row, "value_verified": value_ok,
                     "verified": value_ok and base_ok and row["improvement"] is not None})
     return out

@@ -7,7 +7,9 @@ Both are read from what MLflow's rows hold now, never from when a tag was set,
 so the live index and its rebuild (backfill.py) give the same answers. Higher
 is better unless the version (else the model) is tagged
 ``benchmark_direction=lower``; improvement = value - baseline, sign flipped for
-lower-is-better, in decimal and rounded (deltaone.py). Deriving these on read
+lower-is-better, in decimal and rounded (deltaone.py). (These tags are anyone's
+with EDIT: for verified values, plugins/benchmarks/verified.py rescores with the
+token's benchmark direction.) Deriving these on read
 costs one indexed lookup per version and can never go stale when an earlier
 version changes.
 """
@@ -43,9 +45,9 @@ class Scorer:
 
     def __init__(self, session):
         self.session = session
-        self._models: dict[str, tuple[str | None, tuple | None]] = {}
+        self._models: dict[str, tuple[str | None, tuple | None, str | None]] = {}
 
-    def _model(self, name: str) -> tuple[str | None, tuple | None]:
+    def _model(self, name: str) -> tuple[str | None, tuple | None, str | None]:
         if name not in self._models:
             row = first(self.session, sa.select(M.c.benchmark_direction, T.c.token_key)
                         .select_from(M.outerjoin(T, T.c.model_name == M.c.name))
@@ -54,7 +56,8 @@ class Scorer:
                 if row and row["token_key"] else None
             self._models[name] = (row["benchmark_direction"] if row else None,
                                   (baseline["version"], baseline["benchmark_value"])
-                                  if baseline else None)
+                                  if baseline else None,
+                                  row["token_key"] if row else None)
         return self._models[name]
 
     def _earlier_value(self, name: str, version: int) -> tuple | None:
@@ -65,15 +68,16 @@ class Scorer:
             .order_by(V.c.version.desc()).limit(1)).first()
 
     def _scored(self, row, earlier: tuple | None) -> dict:
-        direction, token_baseline = self._model(row["model_name"])
+        direction, token_baseline, token_key = self._model(row["model_name"])
         direction = row["benchmark_direction"] or direction or "higher"
         base_version, baseline = (token_baseline if earlier is None else earlier) or (None, None)
         return {**row, "direction": direction, "baseline_value": baseline,
-                "baseline_version": base_version,
+                "baseline_version": base_version, "model_token_key": token_key,
                 "improvement": improvement(row["benchmark_value"], baseline, direction)}
 
     def score(self, row) -> dict:
-        """One row with ``direction``, ``baseline_value`` and ``improvement``."""
+        """One row with ``direction``, ``baseline_value``, ``improvement`` and
+        ``model_token_key`` (the token its model is bound to, if any)."""
         return self._scored(row, self._earlier_value(row["model_name"], row["version"]))
 
     def history(self, rows) -> list[dict]:
