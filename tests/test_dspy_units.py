@@ -259,6 +259,41 @@ def test_programs_call_the_servers_lm_without_its_key(make_executor, saved, tmp_
     assert headers["authorization"] == "Bearer sk-server-only"
 
 
+class _SlowOpenAI(_FakeOpenAI):
+    """Answers only when ``release`` is set (or after 30 s)."""
+
+    release = threading.Event()
+
+    def do_POST(self):
+        _SlowOpenAI.release.wait(30)
+        super().do_POST()
+
+
+def test_timeout_holds_while_the_lm_call_is_in_flight(make_executor, saved, tmp_path,
+                                                     monkeypatch):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _SlowOpenAI)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-server-only")
+    try:
+        import dspy
+
+        program = tmp_path / "slow-lm"
+        dspy_programs.save((dspy.Predict(dspy_programs.Capital), None), program)
+        saved["slow-lm"] = program
+        executor = make_executor(dspy_lm="openai/fake-model",
+                                 dspy_lm_api_base=f"http://127.0.0.1:{server.server_port}/v1")
+        key = ("slow-lm", 1)
+        executor.cache.describe(key)  # loaded: the time limit covers only the run
+        started = time.monotonic()
+        answer = executor.run(key, {"country": "Germany"}, "normal", 2.0, "alice")
+        elapsed = time.monotonic() - started
+    finally:
+        _SlowOpenAI.release.set()
+        server.shutdown()
+    assert elapsed < 15  # ended rather than waited for the LM's 30 s
+    assert answer["success"] is False and "timed out after 2 s" in answer["error"]
+
+
 def test_without_dspy_every_route_answers_501(store):
     app = flask.Flask(__name__)
     service = dspy_plugin.DspyService(_settings(), store, None, None)
