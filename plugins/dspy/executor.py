@@ -5,6 +5,7 @@ cached sandboxed process with the time limit, record and trace the run."""
 from __future__ import annotations
 
 import concurrent.futures
+import contextvars
 import tempfile
 import time
 from pathlib import Path
@@ -135,7 +136,11 @@ class Executor:
 
         workers = min(self.settings.dspy_batch_concurrency, len(inputs_list)) or 1
         with concurrent.futures.ThreadPoolExecutor(workers, "hokusai-dspy-batch") as pool:
-            results = list(pool.map(item, range(len(inputs_list)), inputs_list))
+            # Each item sees the request's context (its principal owns an
+            # experiment a trace creates), as the request's own thread would.
+            futures = [pool.submit(contextvars.copy_context().run, item, index, inputs)
+                       for index, inputs in enumerate(inputs_list)]
+            results = [future.result() for future in futures]
         successful = sum(1 for r in results if r["success"])
         return {"batch_id": batch_id, "total": len(results), "successful": successful,
                 "failed": len(results) - successful, "results": results}
