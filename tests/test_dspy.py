@@ -117,6 +117,22 @@ def test_execute_versions_aliases_and_alias_moves(world):
             client.set_registered_model_alias(name, "production", "1")
 
 
+def test_the_production_stage_set_through_mlflow_is_the_default(world):
+    owner, name = world["owner"], world["names"]["capital"]
+    with mlflow_client(world["server"], owner.headers["X-API-Key"]) as client:
+        client.delete_registered_model_alias(name, "production")
+        client.transition_model_version_stage(name, "1", "Production")
+    try:
+        answer = owner.execute(name, {"country": "Italy"}).json()
+        assert answer["metadata"]["version"] == 1  # the stage's, not the latest (2)
+        assert answer["outputs"] == {"capital": "Paris"}
+    finally:
+        with mlflow_client(world["server"], owner.headers["X-API-Key"]) as client:
+            client.transition_model_version_stage(name, "1", "None")
+            client.set_registered_model_alias(name, "production", "1")
+    assert owner.execute(name, {"country": "Italy"}).json()["metadata"]["version"] == 1
+
+
 def test_chain_of_thought_in_debug_mode_is_traced_and_recorded(world):
     owner, name = world["owner"], world["names"]["sum"]
     answer = owner.execute(name, {"a": 2, "b": 2}, mode="debug")
