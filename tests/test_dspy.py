@@ -96,6 +96,10 @@ def test_programs_are_listed_with_their_signatures_for_readers_only(world):
     assert [f["name"] for f in thought["output_fields"]] == ["reasoning", "total"]
     seen_by_bob = {p["name"] for p in world["bob"]("GET", "/v1/dspy/programs").json()["programs"]}
     assert names["capital"] in seen_by_bob and names["sum"] not in seen_by_bob
+    # Each listed program is loaded: a page holds at most 50.
+    assert world["owner"]("GET", "/v1/dspy/programs?max_results=50").status_code == 200
+    too_many = world["owner"]("GET", "/v1/dspy/programs?max_results=51")
+    assert too_many.status_code == 422 and "max_results" in too_many.text
 
 
 def test_execute_versions_aliases_and_alias_moves(world):
