@@ -167,6 +167,24 @@ def test_batch_counts_items_and_survives_failures(make_executor, store):
     assert (failing["total"], failing["successful"], failing["failed"]) == (2, 0, 2)
 
 
+def test_a_server_error_fails_only_its_batch_item(make_executor, monkeypatch):
+    executor = make_executor()
+    run = executor.run
+
+    def flaky(key, inputs, *args):
+        if inputs["country"] == "Nowhere":
+            raise OSError("artifact store unreachable")
+        return run(key, inputs, *args)
+
+    monkeypatch.setattr(executor, "run", flaky)
+    answer = executor.batch(("predict", 1), [{"country": "France"}, {"country": "Nowhere"},
+                                             {"country": "Spain"}], "normal", 30.0, "bob")
+    assert (answer["total"], answer["successful"], answer["failed"]) == (3, 2, 1)
+    failed = answer["results"][1]
+    assert failed["success"] is False and failed["execution_id"] is None
+    assert "internal error" in failed["error"] and "unreachable" not in failed["error"]
+
+
 def test_statistics_and_retention(make_executor, store):
     executor = make_executor()
     _run(executor, "predict", {"country": "France"})
