@@ -253,22 +253,32 @@ class _FakeOpenAI(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def test_programs_call_the_servers_lm_without_its_key(make_executor, saved, tmp_path,
-                                                       monkeypatch):
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _FakeOpenAI)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-server-only")
-    try:
-        import dspy
+@pytest.fixture
+def server_lm(make_executor, saved, tmp_path, monkeypatch):
+    """start(handler): an Executor whose programs call the server's LM, a fake
+    OpenAI-compatible server answering with ``handler`` on 127.0.0.1; its
+    program "lm-program" is a Predict saved without an LM of its own."""
+    import dspy
 
-        program = tmp_path / "no-lm"
-        dspy_programs.save((dspy.Predict(dspy_programs.Capital), None), program)
-        saved["no-lm"] = program
-        executor = make_executor(dspy_lm="openai/fake-model",
-                                 dspy_lm_api_base=f"http://127.0.0.1:{server.server_port}/v1")
-        answer = _run(executor, "no-lm", {"country": "Germany"})
-    finally:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-server-only")
+    dspy_programs.save((dspy.Predict(dspy_programs.Capital), None), tmp_path / "lm-program")
+    saved["lm-program"] = tmp_path / "lm-program"
+    servers = []
+
+    def start(handler):
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return make_executor(dspy_lm="openai/fake-model",
+                             dspy_lm_api_base=f"http://127.0.0.1:{server.server_port}/v1")
+
+    yield start
+    for server in servers:
         server.shutdown()
+
+
+def test_programs_call_the_servers_lm_without_its_key(server_lm):
+    answer = _run(server_lm(_FakeOpenAI), "lm-program", {"country": "Germany"})
     assert answer["success"], answer["error"]
     assert answer["outputs"] == {"capital": "Berlin"}
     headers, body = _FakeOpenAI.seen[-1]
@@ -278,36 +288,26 @@ def test_programs_call_the_servers_lm_without_its_key(make_executor, saved, tmp_
 
 
 class _SlowOpenAI(_FakeOpenAI):
-    """Answers only when ``release`` is set (or after 30 s)."""
+    """Answers after 30 s; not at all once the test sets ``release`` (it has
+    given up on the answer by then)."""
 
     release = threading.Event()
 
     def do_POST(self):
-        _SlowOpenAI.release.wait(30)
-        super().do_POST()
+        if not _SlowOpenAI.release.wait(30):
+            super().do_POST()
 
 
-def test_timeout_holds_while_the_lm_call_is_in_flight(make_executor, saved, tmp_path,
-                                                     monkeypatch):
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _SlowOpenAI)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-server-only")
+def test_timeout_holds_while_the_lm_call_is_in_flight(server_lm):
+    executor = server_lm(_SlowOpenAI)
+    key = ("lm-program", 1)
+    executor.cache.describe(key)  # loaded: the time limit covers only the run
+    started = time.monotonic()
     try:
-        import dspy
-
-        program = tmp_path / "slow-lm"
-        dspy_programs.save((dspy.Predict(dspy_programs.Capital), None), program)
-        saved["slow-lm"] = program
-        executor = make_executor(dspy_lm="openai/fake-model",
-                                 dspy_lm_api_base=f"http://127.0.0.1:{server.server_port}/v1")
-        key = ("slow-lm", 1)
-        executor.cache.describe(key)  # loaded: the time limit covers only the run
-        started = time.monotonic()
         answer = executor.run(key, {"country": "Germany"}, "normal", 2.0, "alice")
         elapsed = time.monotonic() - started
     finally:
         _SlowOpenAI.release.set()
-        server.shutdown()
     assert elapsed < 15  # ended rather than waited for the LM's 30 s
     assert answer["success"] is False and "timed out after 2 s" in answer["error"]
 
