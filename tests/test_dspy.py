@@ -263,3 +263,7 @@ def test_the_default_trace_experiment_is_owned_by_no_caller(world):
     assert refused.status_code == 403 and "'write' scope" in refused.text
     with mlflow_client(server, world["admin"].headers["X-API-Key"]) as client:
         assert client.get_experiment_by_name(missing) is None
+    # Nor does it write traces into an experiment of its choosing.
+    named = reader.execute(world["names"]["capital"], {"country": "France"},
+                           experiment_name="dspy-executions")
+    assert named.status_code == 403 and "'write' scope" in named.text

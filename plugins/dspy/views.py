@@ -56,18 +56,17 @@ def _readable(name: str) -> bool:
 
 
 def _experiment(name: str | None) -> None:
-    """Traces go into an experiment the caller may write to; one that is
-    missing is created, which a ``read`` key may not do (it may not create
-    experiments through MLflow's API either)."""
+    """Traces go into an experiment the caller names only with the ``write``
+    scope (a ``read`` key never writes, nor creates, an experiment of its
+    choosing) and EDIT on it when it exists (a missing one is created)."""
     if name is None:
-        return
-    experiment = registry.tracking_store().get_experiment_by_name(name)
-    if experiment is not None:
-        require("experiment", experiment.experiment_id, EDIT)
         return
     principal = current_principal()
     if principal is not None and not scopes.grants(principal.scopes, scopes.WRITE):
         raise PermissionDenied(scopes.WRITE)
+    experiment = registry.tracking_store().get_experiment_by_name(name)
+    if experiment is not None:
+        require("experiment", experiment.experiment_id, EDIT)
 
 
 @blueprint.operation("GET", PREFIX + "/programs", query=schemas.ProgramQuery,
