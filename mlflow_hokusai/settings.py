@@ -169,7 +169,7 @@ class Settings:
         "Limit of each tier, per key; a key's own `rate_limit` overrides it.")
     route_limits: str = setting(
         "registration=20/minute,lineage=100/minute,contributor_impact=100/minute,"
-        "evaluation=10/minute",
+        "evaluation=10/minute,dspy=30/minute",
         "Per-key limits of route groups, on top of the key's limit.")
     public_rate_limit: str = setting(
         "600/minute", "Limit per client address of the public routes (health, version, "

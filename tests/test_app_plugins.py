@@ -62,6 +62,8 @@ def test_rules_and_public_paths_of_one_app_do_not_reach_another(two_apps):
     assert "dspy" in full.installed and "dspy" not in lean.installed
     # The DSPy plugin's rule (running a program only reads it) is the full app's.
     assert full.routes.resolve("POST", "/api/v1/dspy/execute").route.scope == "read"
+    for path in ("/api/v1/dspy/execute", "/api/v1/dspy/execute/batch"):  # sandboxed runs
+        assert full.routes.resolve("POST", path).route.rate_group == "dspy"
     assert lean.routes.resolve("POST", "/api/v1/dspy/execute").route.scope == "write"
     assert permissions.required_scope("POST", "/api/v1/monitoring/m/feedback",
                                       full.routes.rules) == "read"
@@ -127,6 +129,31 @@ def test_a_plugin_installed_before_what_it_needs_is_refused(tmp_path, monkeypatc
                                  "mlflow_hokusai.plugins.health"))
         with pytest.raises(ConfigurationError, match="'metrics' needs 'health', 'ratelimit'"):
             early.init_app(flask.Flask("early"))
+    finally:
+        hokusai.receivers.disconnect()
+        hokusai.pipeline.shutdown()
+
+
+def test_without_dspy_the_routes_answer_501_over_http(tmp_path, monkeypatch):
+    from mlflow_hokusai.plugins import dspy
+
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "metrics"))
+    monkeypatch.setattr(dspy, "dspy_installed", lambda: False)
+    hokusai = Hokusai(_settings(tmp_path), f"sqlite:///{tmp_path / 'no-dspy.db'}")
+    app = _serve("no-dspy", hokusai)
+    try:
+        _, key = hokusai.keystore.create("no-dspy", scopes=("read", "write", "admin"))
+        client = app.test_client()
+        for method, path, body in [
+                ("GET", "/api/v1/dspy/health", None), ("GET", "/api/v1/dspy/programs", None),
+                ("GET", "/api/v1/dspy/stats", None),
+                ("GET", "/api/v1/dspy/execution/" + "0" * 32, None),
+                ("POST", "/api/v1/dspy/execute", {"program_id": "p", "inputs": {}}),
+                ("POST", "/api/v1/dspy/execute/batch", {"program_id": "p", "inputs_list": [{}]}),
+                ("POST", "/api/v1/dspy/cache/clear", {})]:
+            answer = client.open(path, method=method, json=body, headers={"X-API-Key": key})
+            assert answer.status_code == 501, (path, answer.get_data(as_text=True))
+            assert "pip install 'mlflow-hokusai[dspy]'" in answer.get_data(as_text=True), path
     finally:
         hokusai.receivers.disconnect()
         hokusai.pipeline.shutdown()

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from mlflow import MlflowClient
 
 from mlflow_hokusai.db.engine import get_engine, to_sqlalchemy_url
-from mlflow_hokusai.db.schema import audit_log
+from mlflow_hokusai.db.schema import audit_log, owners
 from tests.support import dspy_programs
 from tests.support.hokusai_servers import start_server
 
@@ -72,7 +72,7 @@ def world(tmp_path_factory):
     owner("POST", "/3.0/mlflow/users/permissions/grant",
           json={"username": bob, "resource_type": "registered_model",
                 "resource_id": names["sum"], "permission": "NO_PERMISSIONS"}).raise_for_status()
-    yield {"server": server, "owner": owner, "names": names,
+    yield {"server": server, "owner": owner, "names": names, "users": (alice, bob),
            "bob": Api(server, server.create_key("read,write", owner=bob)),
            "admin": Api(server, server.admin_key)}
     server.server.stop()
@@ -96,6 +96,10 @@ def test_programs_are_listed_with_their_signatures_for_readers_only(world):
     assert [f["name"] for f in thought["output_fields"]] == ["reasoning", "total"]
     seen_by_bob = {p["name"] for p in world["bob"]("GET", "/v1/dspy/programs").json()["programs"]}
     assert names["capital"] in seen_by_bob and names["sum"] not in seen_by_bob
+    # Each listed program is loaded: a page holds at most 50.
+    assert world["owner"]("GET", "/v1/dspy/programs?max_results=50").status_code == 200
+    too_many = world["owner"]("GET", "/v1/dspy/programs?max_results=51")
+    assert too_many.status_code == 422 and "max_results" in too_many.text
 
 
 def test_execute_versions_aliases_and_alias_moves(world):
@@ -115,6 +119,22 @@ def test_execute_versions_aliases_and_alias_moves(world):
     finally:
         with mlflow_client(world["server"], owner.headers["X-API-Key"]) as client:
             client.set_registered_model_alias(name, "production", "1")
+
+
+def test_the_production_stage_set_through_mlflow_is_the_default(world):
+    owner, name = world["owner"], world["names"]["capital"]
+    with mlflow_client(world["server"], owner.headers["X-API-Key"]) as client:
+        client.delete_registered_model_alias(name, "production")
+        client.transition_model_version_stage(name, "1", "Production")
+    try:
+        answer = owner.execute(name, {"country": "Italy"}).json()
+        assert answer["metadata"]["version"] == 1  # the stage's, not the latest (2)
+        assert answer["outputs"] == {"capital": "Paris"}
+    finally:
+        with mlflow_client(world["server"], owner.headers["X-API-Key"]) as client:
+            client.transition_model_version_stage(name, "1", "None")
+            client.set_registered_model_alias(name, "production", "1")
+    assert owner.execute(name, {"country": "Italy"}).json()["metadata"]["version"] == 1
 
 
 def test_chain_of_thought_in_debug_mode_is_traced_and_recorded(world):
@@ -215,3 +235,35 @@ def test_routes_are_in_the_openapi_document(world):
                  "/api/v1/dspy/execution/{execution_id}", "/api/v1/dspy/stats",
                  "/api/v1/dspy/cache/clear", "/api/v1/dspy/health"):
         assert path in paths, path
+
+
+def test_the_default_trace_experiment_is_owned_by_no_caller(world):
+    server, owner, bob = world["server"], world["owner"], world["bob"]
+    alice_name, bob_name = world["users"]
+    body = owner.execute(world["names"]["capital"], {"country": "France"}).json()
+    experiment_id = body["metadata"]["experiment_id"]
+    engine = get_engine(to_sqlalchemy_url(server.database_uri))
+    with engine.connect() as connection:
+        row = connection.execute(sa.select(owners.c.owner).where(
+            owners.c.resource_type == "experiment",
+            owners.c.resource_id == experiment_id)).first()
+    assert row is None or row.owner is None  # server-owned, like MLflow's Default
+    # Neither its first caller nor anyone else may manage (grant on) it.
+    for api, name in ((owner, alice_name), (bob, bob_name)):
+        granted = api("POST", "/3.0/mlflow/users/permissions/grant",
+                      json={"username": name, "resource_type": "experiment",
+                            "resource_id": experiment_id, "permission": "MANAGE"})
+        assert granted.status_code == 403, granted.text
+    # A read key runs programs into the default experiment, but creates none.
+    reader = Api(server, server.create_key("read", owner=bob_name))
+    assert reader.execute(world["names"]["capital"], {"country": "France"}).json()["success"]
+    missing = f"bob-traces-{uuid.uuid4().hex[:6]}"
+    refused = reader.execute(world["names"]["capital"], {"country": "France"},
+                             experiment_name=missing)
+    assert refused.status_code == 403 and "'write' scope" in refused.text
+    with mlflow_client(server, world["admin"].headers["X-API-Key"]) as client:
+        assert client.get_experiment_by_name(missing) is None
+    # Nor does it write traces into an experiment of its choosing.
+    named = reader.execute(world["names"]["capital"], {"country": "France"},
+                           experiment_name="dspy-executions")
+    assert named.status_code == 403 and "'write' scope" in named.text

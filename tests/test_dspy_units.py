@@ -167,6 +167,24 @@ def test_batch_counts_items_and_survives_failures(make_executor, store):
     assert (failing["total"], failing["successful"], failing["failed"]) == (2, 0, 2)
 
 
+def test_a_server_error_fails_only_its_batch_item(make_executor, monkeypatch):
+    executor = make_executor()
+    run = executor.run
+
+    def flaky(key, inputs, *args):
+        if inputs["country"] == "Nowhere":
+            raise OSError("artifact store unreachable")
+        return run(key, inputs, *args)
+
+    monkeypatch.setattr(executor, "run", flaky)
+    answer = executor.batch(("predict", 1), [{"country": "France"}, {"country": "Nowhere"},
+                                             {"country": "Spain"}], "normal", 30.0, "bob")
+    assert (answer["total"], answer["successful"], answer["failed"]) == (3, 2, 1)
+    failed = answer["results"][1]
+    assert failed["success"] is False and failed["execution_id"] is None
+    assert "internal error" in failed["error"] and "unreachable" not in failed["error"]
+
+
 def test_statistics_and_retention(make_executor, store):
     executor = make_executor()
     _run(executor, "predict", {"country": "France"})
@@ -235,28 +253,63 @@ class _FakeOpenAI(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def test_programs_call_the_servers_lm_without_its_key(make_executor, saved, tmp_path,
-                                                       monkeypatch):
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _FakeOpenAI)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-server-only")
-    try:
-        import dspy
+@pytest.fixture
+def server_lm(make_executor, saved, tmp_path, monkeypatch):
+    """start(handler): an Executor whose programs call the server's LM, a fake
+    OpenAI-compatible server answering with ``handler`` on 127.0.0.1; its
+    program "lm-program" is a Predict saved without an LM of its own."""
+    import dspy
 
-        program = tmp_path / "no-lm"
-        dspy_programs.save((dspy.Predict(dspy_programs.Capital), None), program)
-        saved["no-lm"] = program
-        executor = make_executor(dspy_lm="openai/fake-model",
-                                 dspy_lm_api_base=f"http://127.0.0.1:{server.server_port}/v1")
-        answer = _run(executor, "no-lm", {"country": "Germany"})
-    finally:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-server-only")
+    dspy_programs.save((dspy.Predict(dspy_programs.Capital), None), tmp_path / "lm-program")
+    saved["lm-program"] = tmp_path / "lm-program"
+    servers = []
+
+    def start(handler):
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return make_executor(dspy_lm="openai/fake-model",
+                             dspy_lm_api_base=f"http://127.0.0.1:{server.server_port}/v1")
+
+    yield start
+    for server in servers:
         server.shutdown()
+
+
+def test_programs_call_the_servers_lm_without_its_key(server_lm):
+    answer = _run(server_lm(_FakeOpenAI), "lm-program", {"country": "Germany"})
     assert answer["success"], answer["error"]
     assert answer["outputs"] == {"capital": "Berlin"}
     headers, body = _FakeOpenAI.seen[-1]
     assert body["model"] == "fake-model" and "Germany" in json.dumps(body["messages"])
     # The server made the call with its own key; the program's process never had it.
     assert headers["authorization"] == "Bearer sk-server-only"
+
+
+class _SlowOpenAI(_FakeOpenAI):
+    """Answers after 30 s; not at all once the test sets ``release`` (it has
+    given up on the answer by then)."""
+
+    release = threading.Event()
+
+    def do_POST(self):
+        if not _SlowOpenAI.release.wait(30):
+            super().do_POST()
+
+
+def test_timeout_holds_while_the_lm_call_is_in_flight(server_lm):
+    executor = server_lm(_SlowOpenAI)
+    key = ("lm-program", 1)
+    executor.cache.describe(key)  # loaded: the time limit covers only the run
+    started = time.monotonic()
+    try:
+        answer = executor.run(key, {"country": "Germany"}, "normal", 2.0, "alice")
+        elapsed = time.monotonic() - started
+    finally:
+        _SlowOpenAI.release.set()
+    assert elapsed < 15  # ended rather than waited for the LM's 30 s
+    assert answer["success"] is False and "timed out after 2 s" in answer["error"]
 
 
 def test_without_dspy_every_route_answers_501(store):

@@ -175,6 +175,8 @@ def test_rate_limit_policy_from_settings():
     assert str(policy.key_limit(own)) == "7 per 1 hour"
     group, item = policy.route_limit("registration")
     assert group == "registration" and item.amount == 20
+    group, item = policy.route_limit("dspy")
+    assert group == "dspy" and str(item) == "30 per 1 minute"
     assert policy.route_limit(None) is None
 
 
@@ -185,6 +187,9 @@ def test_rate_limit_policy_from_settings():
     ("GET", "/api/models/<model_name>/<version>/lineage", "lineage"),
     ("GET", "/api/2.0/mlflow/runs/get", None),
     ("POST", "/api/models/<model_id>/lineage", None),
+    ("POST", "/api/v1/dspy/execute", "dspy"),
+    ("POST", "/api/v1/dspy/execute/batch", "dspy"),
+    ("GET", "/api/v1/dspy/programs", None),
 ])
 def test_rate_limit_groups_annotate_route_templates(method, template, group):
     from mlflow_hokusai.plugins.ratelimit.policy import with_group

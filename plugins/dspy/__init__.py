@@ -68,8 +68,11 @@ class DspyService:
 
 
 def default_version(name: str, reference: str | None) -> int:
-    """``3``, ``@alias``, or by default the ``production`` alias (a transition
-    to the Production stage sets it), else the latest version."""
+    """``3``, ``@alias``, or by default the ``production`` alias (Hokusai's
+    stage transition sets it), else the version in the Production stage (set
+    through MLflow's own API, which moves no alias), else the latest version."""
+    from mlflow.exceptions import MlflowException
+
     from mlflow_hokusai.errors import NotFound
     from mlflow_hokusai.plugins.models import registry
     from mlflow_hokusai.plugins.serving import resolve
@@ -80,6 +83,12 @@ def default_version(name: str, reference: str | None) -> int:
         return resolve.version_of(name, None, resolve.DEFAULT_ALIAS)
     except NotFound:
         pass
+    try:
+        production = registry.registry_store().get_latest_versions(name, ["Production"])
+    except MlflowException:
+        production = []  # no such model: the search below says so
+    if production:
+        return int(production[0].version)
     versions = registry.registry_store().search_model_versions(
         filter_string=f"name = '{name.replace(chr(39), chr(39) * 2)}'", max_results=1,
         order_by=["version_number DESC"])

@@ -5,6 +5,8 @@ cached sandboxed process with the time limit, record and trace the run."""
 from __future__ import annotations
 
 import concurrent.futures
+import contextvars
+import logging
 import tempfile
 import time
 from pathlib import Path
@@ -14,6 +16,7 @@ from mlflow_hokusai.plugins.dspy import files, records
 from mlflow_hokusai.plugins.dspy.cache import ProgramCache
 from mlflow_hokusai.plugins.dspy.process import ProgramFailed, ProgramProcess, TimedOut
 
+_logger = logging.getLogger(__name__)
 MODES = ("normal", "debug")  # debug: the outputs and each predictor call's trace
 
 
@@ -120,22 +123,33 @@ class Executor:
     def batch(self, key, inputs_list: list[dict], mode: str, timeout: float,
               principal: str | None, experiment: str | None = None) -> dict:
         """Items run ``HOKUSAI_DSPY_BATCH_CONCURRENCY`` at a time; an item with
-        missing inputs or a failing run is a failed result, never a failed batch."""
+        missing inputs, a failing run or a server-side error is a failed
+        result, never a failed batch. Items that did not run are not recorded."""
         batch_id = records.new_id()
+
+        def not_run(error: str) -> dict:
+            return {"execution_id": None, "success": False, "outputs": None, "error": error,
+                    "execution_time": 0.0, "program_name": key[0],
+                    "metadata": {"program_id": f"{key[0]}:{key[1]}", "version": key[1]}}
 
         def item(index: int, inputs: dict) -> dict:
             try:
                 self.check(key, inputs, ["body", "inputs_list", index])
+                return self.run(key, inputs, mode, timeout, principal, experiment, batch_id)
             except ValidationFailed as invalid:
-                return {"execution_id": None, "success": False, "outputs": None,
-                        "error": "; ".join(p["msg"] for p in invalid.detail),
-                        "execution_time": 0.0, "program_name": key[0],
-                        "metadata": {"program_id": f"{key[0]}:{key[1]}", "version": key[1]}}
-            return self.run(key, inputs, mode, timeout, principal, experiment, batch_id)
+                return not_run("; ".join(p["msg"] for p in invalid.detail))
+            except Exception:  # a store or OS failure fails its item, never the batch
+                _logger.exception("DSPy batch %s: item %d of %s failed", batch_id, index, key)
+                return not_run("The server could not run this item (an internal error, "
+                               "logged); it was not recorded")
 
         workers = min(self.settings.dspy_batch_concurrency, len(inputs_list)) or 1
         with concurrent.futures.ThreadPoolExecutor(workers, "hokusai-dspy-batch") as pool:
-            results = list(pool.map(item, range(len(inputs_list)), inputs_list))
+            # Each item sees the request's context (its principal owns an
+            # experiment a trace creates), as the request's own thread would.
+            futures = [pool.submit(contextvars.copy_context().run, item, index, inputs)
+                       for index, inputs in enumerate(inputs_list)]
+            results = [future.result() for future in futures]
         successful = sum(1 for r in results if r["success"])
         return {"batch_id": batch_id, "total": len(results), "successful": successful,
                 "failed": len(results) - successful, "results": results}

@@ -15,21 +15,24 @@ ALLOWED = ("temperature", "max_tokens", "max_completion_tokens", "n", "stop", "t
            "seed", "response_format")
 
 
-def caller(settings) -> Callable[[dict], dict] | None:
+def caller(settings) -> Callable[[dict, float], dict] | None:
     if not settings.dspy_lm:
         return None
 
     # litellm would otherwise fetch its price list from GitHub on import.
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-    def call(request: dict) -> dict:
+    def call(request: dict, timeout: float) -> dict:
+        """One completion within ``timeout`` seconds (what is left of the
+        execution's time limit); no retries, which would run past it."""
         import litellm
 
         options = {key: request[key] for key in ALLOWED if key in request}
         if settings.dspy_lm_api_base:
             options["api_base"] = settings.dspy_lm_api_base
         response = litellm.completion(model=settings.dspy_lm, messages=request["messages"],
-                                      timeout=settings.dspy_max_timeout_seconds, **options)
+                                      timeout=timeout, num_retries=0, max_retries=0,
+                                      **options)
         return response.model_dump()
 
     return call

@@ -25,6 +25,9 @@ RUNNER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "runner.py")
 _SPAWNER = concurrent.futures.ThreadPoolExecutor(1, "hokusai-dspy-spawner")
 MAX_LINE_BYTES = 16 * 2**20
 _CLOSED = object()
+# The "op" of an LM answer on the lines queue: no object the child's JSON
+# decodes to, so the child cannot forge one.
+_LM_ANSWER = object()
 
 
 class ProgramFailed(Exception):
@@ -101,17 +104,28 @@ class ProgramProcess:
             pass  # the reader sees the end and says so
 
     def run(self, inputs: dict, timeout: float,
-            call_lm: Callable[[dict], dict] | None = None) -> dict:
+            call_lm: Callable[[dict, float], dict] | None = None) -> dict:
         """``{"outputs", "trace"}`` or ``{"error"}`` of one run; TimedOut or
-        ProgramFailed when the process is stopped or dies (then it is gone)."""
+        ProgramFailed when the process is stopped or dies (then it is gone).
+
+        An LM call is made on a thread of its own, with the time left, and
+        its answer comes back through the lines queue: the deadline holds
+        while a slow LM is being waited for."""
         deadline = time.monotonic() + timeout
         self._send({"op": "run", "inputs": inputs})
         while True:
             message = self._next(deadline, "running the program")
-            if message.get("op") == "lm":
-                self._send(_lm_answer(call_lm, message.get("request")))
+            if message.get("op") is _LM_ANSWER:
+                self._send(message["answer"])
+            elif message.get("op") == "lm":
+                threading.Thread(target=self._call_lm, daemon=True, name="hokusai-dspy-lm",
+                                 args=(call_lm, message.get("request"), deadline)).start()
             elif message.get("op") == "result":
                 return message
+
+    def _call_lm(self, call_lm, request, deadline: float) -> None:
+        answer = _lm_answer(call_lm, request, max(0.001, deadline - time.monotonic()))
+        self.lines.put({"op": _LM_ANSWER, "answer": answer})
 
     @property
     def alive(self) -> bool:
@@ -128,10 +142,10 @@ class ProgramProcess:
         shutil.rmtree(self.job, ignore_errors=True)
 
 
-def _lm_answer(call_lm, request) -> dict:
+def _lm_answer(call_lm, request, timeout: float) -> dict:
     if call_lm is None or not isinstance(request, dict):
         return {"op": "lm", "error": "no language model is configured on the server"}
     try:
-        return {"op": "lm", "response": call_lm(request)}
+        return {"op": "lm", "response": call_lm(request, timeout)}
     except Exception as exc:  # noqa: BLE001 - the program sees the LM's failure
         return {"op": "lm", "error": f"{type(exc).__name__}: {exc}"[:1000]}

@@ -18,8 +18,13 @@ Experiment = Annotated[str | None, Field(min_length=1, max_length=500, descripti
     "missing. Default: HOKUSAI_DSPY_EXPERIMENT"))]
 
 
+# Listing a program loads it (a sandboxed process) to read its signatures: a
+# page is bounded so that a read key cannot make a worker load hundreds.
+MAX_LISTED = 50
+
+
 class ProgramQuery(QueryModel):
-    max_results: int = Field(100, ge=1, le=1000)
+    max_results: int = Field(MAX_LISTED, ge=1, le=MAX_LISTED)
     page_token: Annotated[str | None, Field(pattern=r"^[A-Za-z0-9+/=_-]{1,4096}$")] = None
 
 

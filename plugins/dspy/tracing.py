@@ -30,14 +30,24 @@ class Tracer:
         return self._provider.get_tracer("mlflow_hokusai.dspy")
 
     def experiment_id(self, name: str) -> str:
+        """The experiment's id, created when missing: by the caller when the
+        request named it (views.py checked the caller may create one), else
+        server-owned, so that the first caller to run a program does not own
+        (MANAGE) everyone's traces."""
         from mlflow_hokusai.plugins.models.registry import tracking_store
+        from mlflow_hokusai.plugins.store.owners import server_owned
 
         with self.lock:
             if name not in self.experiments:
                 store = tracking_store()
                 experiment = store.get_experiment_by_name(name)
-                self.experiments[name] = experiment.experiment_id if experiment else \
-                    store.create_experiment(name)
+                if experiment is not None:
+                    self.experiments[name] = experiment.experiment_id
+                elif name == self.settings.dspy_experiment:
+                    with server_owned():
+                        self.experiments[name] = store.create_experiment(name)
+                else:
+                    self.experiments[name] = store.create_experiment(name)
             return self.experiments[name]
 
     def __call__(self, execution, trace: list, experiment: str | None):

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import flask
 
-from mlflow_hokusai.errors import HokusaiError, NotFound, Unsupported
+from mlflow_hokusai.errors import HokusaiError, NotFound, PermissionDenied, Unsupported
 from mlflow_hokusai.pipeline import current_context, current_principal
+from mlflow_hokusai.plugins.auth import scopes
 from mlflow_hokusai.plugins.auth.authorize import require
 from mlflow_hokusai.plugins.auth.resources import EDIT, READ
 from mlflow_hokusai.plugins.auth.scopes import ADMIN
@@ -55,9 +56,14 @@ def _readable(name: str) -> bool:
 
 
 def _experiment(name: str | None) -> None:
-    """Traces go into an experiment the caller may write to (created if missing)."""
+    """Traces go into an experiment the caller names only with the ``write``
+    scope (a ``read`` key never writes, nor creates, an experiment of its
+    choosing) and EDIT on it when it exists (a missing one is created)."""
     if name is None:
         return
+    principal = current_principal()
+    if principal is not None and not scopes.grants(principal.scopes, scopes.WRITE):
+        raise PermissionDenied(scopes.WRITE)
     experiment = registry.tracking_store().get_experiment_by_name(name)
     if experiment is not None:
         require("experiment", experiment.experiment_id, EDIT)

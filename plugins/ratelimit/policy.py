@@ -28,6 +28,8 @@ ROUTE_GROUPS: dict[str, list[tuple[frozenset[str], re.Pattern]]] = {
     "evaluation": [
         (frozenset({"POST"}), re.compile(r"(?:/api)?/models/(?:evaluate|[^/]+/[^/]+/benchmark)")),
     ],
+    # Each runs a DSPy program in the sandbox (a batch, many) and spends the server's LM.
+    "dspy": [(frozenset({"POST"}), re.compile(r"/api/v1/dspy/execute(?:/batch)?"))],
 }
 
 

@@ -25,6 +25,8 @@ class Owner:
 
     @classmethod
     def current(cls) -> Owner:
+        if _server_owned.get():
+            return cls(None, None)
         principal = current_principal()
         if principal is not None:
             return cls(principal.username, principal.key_id)
@@ -71,6 +73,22 @@ def model_changed(session, workspace: str, name: str, new_name: str | None) -> N
 # hokusai_version_owners (triggers.py); the key id goes there alone, written by
 # version_key_id in the same transaction. Nothing is written into MLflow's rows
 # afterwards, and they never hold anything but the name.
+_server_owned: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "hokusai_server_owned", default=False)
+
+
+@contextlib.contextmanager
+def server_owned():
+    """What is created inside the block has no owner, like MLflow's Default
+    experiment (every principal then has its grant or the default permission),
+    even when a request's principal caused it."""
+    token = _server_owned.set(True)
+    try:
+        yield
+    finally:
+        _server_owned.reset(token)
+
+
 _version_user: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "hokusai_version_owner", default=None)
 mlflow_compat.supply_model_version_user_id(_version_user.get)
