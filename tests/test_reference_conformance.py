@@ -375,9 +375,10 @@ def test_mlflow_routes_under_every_prefix(ref, prefix):
     assert call("GET", path).content == b"hello"
 
 
-@pytest.mark.parametrize("prefix", PREFIXES)
-def test_reference_verbs_beside_mlflows(ref, prefix):
-    call, base = ref["fresh"](), prefix + "/api/2.0/mlflow"
+@pytest.mark.parametrize("base", [prefix + "/api/2.0/mlflow" for prefix in PREFIXES] +
+                         ["/ajax-api/2.0/mlflow"])  # the UI's spelling
+def test_reference_verbs_beside_mlflows(ref, base):
+    call = ref["fresh"]()
     found = call("GET", base + "/runs/search", params=[
         ("experiment_ids", ref["experiment_id"]),
         ("filter", "metrics.accuracy > 0.86 and metrics.val_loss > 0"),
