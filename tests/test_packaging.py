@@ -38,8 +38,10 @@ def test_make_serve_installs_what_serving_needs_only(tmp_path):
     # `make test` installs the extras, so a server depending on one would pass
     # every test yet fail for someone who only runs `make serve`.
     venv = tmp_path / "venv"
-    plan = subprocess.run(["make", "-n", "serve", f"VENV={venv}"], cwd=ROOT, check=True,
-                          capture_output=True, text=True).stdout
+    # --no-print-directory: under `make test` this make is nested and would add
+    # "Entering/Leaving directory" lines.
+    plan = subprocess.run(["make", "--no-print-directory", "-n", "serve", f"VENV={venv}"],
+                          cwd=ROOT, check=True, capture_output=True, text=True).stdout
     installs = [line for line in plan.splitlines() if " install " in line]
     assert f"{venv}/bin/pip install -e ." in installs, plan
     assert not any("[" in line for line in installs), installs
