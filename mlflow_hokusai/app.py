@@ -100,6 +100,8 @@ class Hokusai:
         self.serving = None  # plugins.serving: Serving (deployments, workers)
         self.dspy = None  # plugins.dspy: DspyService (program processes, records)
         self.monitoring = None  # plugins.monitoring: Monitoring (outcomes, checks)
+        # Experiment names only the server creates (plugins/store/reserved.py).
+        self.reserved_experiments: set[str] = set()
 
     def connect(self, signal, receiver, sender=ANY) -> None:
         """Connect a plugin's receiver to one of mlflow_hokusai.signals, for this

@@ -267,3 +267,12 @@ def test_the_default_trace_experiment_is_owned_by_no_caller(world):
     named = reader.execute(world["names"]["capital"], {"country": "France"},
                            experiment_name="dspy-executions")
     assert named.status_code == 403 and "'write' scope" in named.text
+    # Nor may a key holder take the shared experiment's name, created or not:
+    # through MLflow's own API it is reserved for the server.
+    with mlflow_client(server, bob.headers["X-API-Key"]) as client:
+        with pytest.raises(mlflow.exceptions.MlflowException, match="reserved") as refused:
+            client.create_experiment("dspy-executions")
+        assert refused.value.get_http_status_code() == 403
+        own = client.create_experiment(f"bobs-{uuid.uuid4().hex[:6]}")
+        with pytest.raises(mlflow.exceptions.MlflowException, match="reserved"):
+            client.rename_experiment(own, "dspy-executions")

@@ -121,6 +121,7 @@ def init_app(flask_app, hokusai) -> None:
         return {"status": "healthy", "total_executions": statistics["total_executions"],
                 "success_rate": statistics["success_rate"]}
 
+    hokusai.reserved_experiments.add(settings.dspy_experiment)
     hokusai.dspy = DspyService(settings, store, executor,
                                Cached(public_health, settings.health_cache_seconds))
     # Running a program only reads it (the version is checked in the view).

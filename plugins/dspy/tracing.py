@@ -7,12 +7,17 @@ state (the server's own fluent tracing, or another thread's trace)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 
 _logger = logging.getLogger(__name__)
 SPAN_CHAIN, SPAN_LLM = "CHAIN", "LLM"
+
+
+class SharedExperimentOwned(Exception):
+    """The shared trace experiment has an owner other than the server."""
 
 
 class Tracer:
@@ -31,33 +36,68 @@ class Tracer:
 
     def experiment_id(self, name: str) -> str:
         """The experiment's id, created when missing: by the caller when the
-        request named it (views.py checked the caller may create one), else
-        server-owned, so that the first caller to run a program does not own
-        (MANAGE) everyone's traces."""
+        request named it (views.py checked the caller may create one). The
+        shared experiment (``HOKUSAI_DSPY_EXPERIMENT``) is the server's, looked
+        up and written as the server (``__call__``)."""
         from mlflow_hokusai.plugins.models.registry import tracking_store
-        from mlflow_hokusai.plugins.store.owners import server_owned
 
         with self.lock:
             if name not in self.experiments:
                 store = tracking_store()
                 experiment = store.get_experiment_by_name(name)
-                if experiment is not None:
+                if name == self.settings.dspy_experiment:
+                    self.experiments[name] = self._shared(store, experiment)
+                elif experiment is not None:
                     self.experiments[name] = experiment.experiment_id
-                elif name == self.settings.dspy_experiment:
-                    with server_owned():
-                        self.experiments[name] = store.create_experiment(name)
                 else:
                     self.experiments[name] = store.create_experiment(name)
             return self.experiments[name]
 
+    def _shared(self, store, experiment) -> str:
+        """The server's experiment, created without an owner when missing (the
+        name is reserved: plugins/store/reserved.py). One that has an owner was
+        created by a caller before the name was reserved: that caller would
+        MANAGE everyone's traces, so nothing is written there."""
+        from mlflow.exceptions import MlflowException
+
+        from mlflow_hokusai.plugins.store import reader
+
+        name = self.settings.dspy_experiment
+        if experiment is None:
+            try:
+                return store.create_experiment(name)
+            except MlflowException:  # another server worker created it just now
+                experiment = store.get_experiment_by_name(name)
+                if experiment is None:
+                    raise
+        with store.ManagedSessionMaker() as session:
+            row = reader.owner(session, "experiment", experiment.experiment_id)
+        if row is not None and (row["owner"] is not None or row["owner_key_id"] is not None):
+            raise SharedExperimentOwned(
+                f"Experiment {name!r} ({experiment.experiment_id}) is owned by "
+                f"{row['owner']!r} (key {row['owner_key_id']}), not by the server: DSPy "
+                "traces are not written until that owner row is removed (hokusai_owners) "
+                "or HOKUSAI_DSPY_EXPERIMENT names another experiment")
+        return experiment.experiment_id
+
     def __call__(self, execution, trace: list, experiment: str | None):
         """(trace id, experiment id); (None, None) when writing it fails (an
         execution is never failed by its trace)."""
+        from mlflow_hokusai.plugins.store.owners import as_server
+
+        name = experiment or self.settings.dspy_experiment
         try:
-            return self._write(execution, trace, experiment or self.settings.dspy_experiment)
+            # The shared experiment is written as the server: a caller who may
+            # not read it (HOKUSAI_DEFAULT_PERMISSION=NO_PERMISSIONS) still runs
+            # programs, and their traces are kept.
+            with as_server() if name == self.settings.dspy_experiment else \
+                    contextlib.nullcontext():
+                return self._write(execution, trace, name)
+        except SharedExperimentOwned as owned:
+            _logger.warning("Could not trace DSPy execution %s: %s", execution.id, owned)
         except Exception:  # tracing is best effort, and logged
             _logger.exception("Could not trace DSPy execution %s", execution.id)
-            return None, None
+        return None, None
 
     def _write(self, execution, calls: list, experiment: str):
         from mlflow.entities import LiveSpan, SpanStatusCode, TraceInfo, TraceLocation, TraceState

@@ -15,7 +15,7 @@ from mlflow.utils.workspace_utils import DEFAULT_WORKSPACE_NAME as DEFAULT_WORKS
 
 from mlflow_hokusai import mlflow_compat
 from mlflow_hokusai.db import schema
-from mlflow_hokusai.pipeline import current_principal
+from mlflow_hokusai.pipeline import current_context, current_principal
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,6 +87,19 @@ def server_owned():
         yield
     finally:
         _server_owned.reset(token)
+
+
+@contextlib.contextmanager
+def as_server():
+    """The server's own work inside a request (DSPy's traces in its shared
+    experiment): no caller's permissions filter what the stores read, and what
+    is created has no owner."""
+    token = current_context.set(None)
+    try:
+        with server_owned():
+            yield
+    finally:
+        current_context.reset(token)
 
 
 _version_user: contextvars.ContextVar[str | None] = contextvars.ContextVar(

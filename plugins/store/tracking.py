@@ -20,7 +20,7 @@ from mlflow_hokusai.pipeline import current_principal
 from mlflow_hokusai.plugins.artifacts import confinement
 from mlflow_hokusai.plugins.artifacts.locations import InvalidLocation
 from mlflow_hokusai.plugins.auth import visibility
-from mlflow_hokusai.plugins.store import backfill, owners, transactions
+from mlflow_hokusai.plugins.store import backfill, owners, reserved, transactions
 from mlflow_hokusai.plugins.store.owners import Owner
 
 
@@ -100,8 +100,13 @@ class HokusaiTrackingMixin(TrackingStoreBase):
             except InvalidLocation as error:
                 raise MlflowException.invalid_parameter_value(
                     f"Invalid artifact_location: {error}") from None
-        with _record_created(SqlExperiment, "experiment", "experiment_id", Owner.current()):
+        owner = Owner(None, None) if reserved.check_create(name) else Owner.current()
+        with _record_created(SqlExperiment, "experiment", "experiment_id", owner):
             return super().create_experiment(name, artifact_location, tags)
+
+    def rename_experiment(self, experiment_id, new_name):
+        reserved.check_rename(new_name)
+        return super().rename_experiment(experiment_id, new_name)
 
     def create_run(self, experiment_id, user_id, start_time, tags, run_name):
         owner = Owner.current()
