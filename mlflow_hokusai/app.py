@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from blinker import ANY
 
-from mlflow_hokusai import mlflow_compat, prefixes, signals
+from mlflow_hokusai import mlflow_compat, prefixes, signals, tcp
 from mlflow_hokusai.bodies import BodyLimit
 from mlflow_hokusai.db import migrate
 from mlflow_hokusai.db.engine import get_engine, resolve_database_uri
@@ -162,6 +162,8 @@ def create_app():
     from mlflow.server import app as flask_app
 
     from mlflow_hokusai.asgi import AsgiAdapter
+    from mlflow_hokusai.direct import DirectRoutes
+    from mlflow_hokusai.rest.blueprint import direct_endpoints
     from mlflow_hokusai.wsgi import WsgiAdapter
 
     hokusai = flask_app.extensions.get("hokusai")
@@ -175,9 +177,11 @@ def create_app():
     if os.environ.get(mlflow_compat.SGI_NAME_ENV) == "uvicorn":
         from mlflow.server.fastapi_app import create_fastapi_app
 
+        tcp.no_delay_on_listening_sockets()
         hokusai.fastapi_app = create_fastapi_app(flask_app)
         hokusai.routes.build(hokusai.fastapi_app)
-        app = AsgiAdapter(hokusai.fastapi_app, hokusai.pipeline, hokusai.body_limit)
+        app = AsgiAdapter(hokusai.fastapi_app, hokusai.pipeline, hokusai.body_limit,
+                          DirectRoutes(flask_app, direct_endpoints(flask_app)))
     else:
         if not isinstance(flask_app.wsgi_app, WsgiAdapter):
             # Flask's documented way to put middleware around its WSGI app.

@@ -52,7 +52,7 @@ def _executor() -> concurrent.futures.ThreadPoolExecutor:
     return _pool
 
 
-async def _in_thread(function, *args):
+async def in_thread(function, *args):
     """``function(*args)`` in the pool, with the caller's context variables (as
     anyio's hop copies them)."""
     call = functools.partial(contextvars.copy_context().run, function, *args)
@@ -81,10 +81,11 @@ async def _read_at_most(receive, max_bytes: int):
 
 
 class AsgiAdapter:
-    def __init__(self, app, pipeline: Pipeline, body_limit: BodyLimit):
+    def __init__(self, app, pipeline: Pipeline, body_limit: BodyLimit, direct=None):
         self.app = app
         self.pipeline = pipeline
         self.body_limit = body_limit
+        self.direct = direct  # mlflow_hokusai.direct.DirectRoutes, or None
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "lifespan":
@@ -103,7 +104,7 @@ class AsgiAdapter:
             except LookupNeeded:
                 # Keep the event loop free while a step does blocking I/O: the
                 # pipeline resumes in a thread at that step.
-                await _in_thread(self.pipeline.run, context)
+                await in_thread(self.pipeline.run, context)
             receive = await self._limit_body(context.request, receive)
         except HokusaiError as error:
             await _finish(answered(error.status))
@@ -139,9 +140,11 @@ class AsgiAdapter:
         answer_filter = context.notes.get("answer_filter")
         if answer_filter:
             sending = filtering_send(sending, lambda status, answer: answer_filter(answer))
+        app = self.direct.app if self.direct is not None and \
+            self.direct.handles(context.route) else self.app
         token = current_context.set(context)
         try:
-            await self.app(scope, receive, sending)
+            await app(scope, receive, sending)
         finally:
             current_context.reset(token)
             await _finish(answered(500))  # no-op unless the app failed before answering
@@ -196,7 +199,7 @@ def _is_plain_500(message) -> bool:
 async def _finish(works) -> None:
     """Blocking work that must be done before the answer starts, off the loop."""
     if works:
-        await _in_thread(run_all, works)
+        await in_thread(run_all, works)
 
 
 async def _refuse(scope, send, error: HokusaiError, context: RequestContext) -> None:

@@ -256,3 +256,23 @@ def drop_native_route(path: str) -> None:
         return
     router = server_info_api.server_info_router
     router.routes[:] = [r for r in router.routes if getattr(r, "path", None) != path]
+
+
+def with_mlflow_security(asgi_app):
+    """``asgi_app`` inside the security middlewares MLflow's FastAPI app puts
+    around everything it serves (host check, CORS, security headers), configured
+    as ``init_fastapi_security`` configures them from MLflow's settings."""
+    from mlflow.server.fastapi_security import init_fastapi_security
+
+    class Collected:  # the one method init_fastapi_security calls on its app
+        def __init__(self):
+            self.middleware: list = []
+
+        def add_middleware(self, cls, **options):
+            self.middleware.insert(0, (cls, options))  # as Starlette: the last added is outermost
+
+    collected = Collected()
+    init_fastapi_security(collected)  # type: ignore[arg-type]
+    for cls, options in reversed(collected.middleware):
+        asgi_app = cls(asgi_app, **options)
+    return asgi_app

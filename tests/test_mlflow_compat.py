@@ -288,6 +288,20 @@ def test_local_user():
 
 
 # -- the FastAPI app ------------------------------------------------------------------------
+def test_mlflows_security_middlewares_wrap_a_bare_asgi_app():
+    from mlflow.server.fastapi_security import HostValidationMiddleware, SecurityHeadersMiddleware
+
+    async def bare(scope, receive, send):
+        pass
+
+    layers, app = [], compat.with_mlflow_security(bare)
+    while app is not bare:
+        layers.append(type(app))
+        app = app.app
+    assert SecurityHeadersMiddleware in layers and HostValidationMiddleware in layers, \
+        f"init_fastapi_security adds other middlewares, or not through add_middleware: {PORT}"
+
+
 def test_server_info_router_holds_a_health_route():
     if not _at_least("3.17"):
         from mlflow.server import app

@@ -101,6 +101,15 @@ def test_classifier_predictions_match_the_model(setup):
     assert body["model_id"] == f"{setup['name']}-cls" and body["version"] == 1
     assert body["request_id"] == answer.headers["X-Request-ID"]
     assert body["latency_ms"] > 0
+    # Served past MLflow's FastAPI app (mlflow_hokusai.direct), still inside its
+    # security middlewares: their header is on the answer, and a foreign Host
+    # (DNS rebinding) is refused before the model is asked.
+    assert answer.headers["X-Content-Type-Options"] == "nosniff"
+    rebound = requests.post(setup["api"].url + "/v1/predictions", timeout=60,
+                            headers={**setup["api"].headers, "Host": "attacker.example"},
+                            json={"model_id": f"{setup['name']}-cls",
+                                  "features": rows.iloc[0].to_dict()})
+    assert rebound.status_code == 403, rebound.text
     assert body["prediction"] == setup["classifier"].predict(rows).tolist()
     expected = setup["classifier"].predict_proba(rows)
     answered = zip(body["probabilities"], expected, body["confidence"], strict=True)

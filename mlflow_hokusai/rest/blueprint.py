@@ -80,6 +80,7 @@ class Operation:
     response: type[pydantic.BaseModel] | Raw | None
     status: int
     errors: tuple[int, ...]
+    direct: bool = False  # served straight from the ASGI adapter (mlflow_hokusai.direct)
 
 
 def _issues(error: pydantic.ValidationError, where: str) -> list[dict[str, Any]]:
@@ -143,9 +144,11 @@ class RestBlueprint(flask.Blueprint):
 
     def operation(self, method: str, path: str, *, path_model=None, query=None, body=None,
                   response=None, status: int = 200, errors: tuple[int, ...] = (),
-                  summary: str | None = None, api_only: bool = False) -> Callable:
+                  summary: str | None = None, api_only: bool = False,
+                  direct: bool = False) -> Callable:
         """Serve the view at ``/api<path>`` and ``<path>`` (only the first with
-        ``api_only``)."""
+        ``api_only``). ``direct``: a hot operation answering buffered JSON, which
+        under uvicorn skips MLflow's FastAPI app (mlflow_hokusai.direct)."""
         method = method.upper()
 
         def decorate(view):
@@ -159,7 +162,7 @@ class RestBlueprint(flask.Blueprint):
             self.operations.append(Operation(
                 method, path, tuple(rules), f"{self.name}.{endpoint}",
                 summary or (view.__doc__ or view.__name__).strip().split("\n")[0],
-                path_model, query, body, response, status, tuple(errors)))
+                path_model, query, body, response, status, tuple(errors), direct))
             return view
 
         return decorate
@@ -189,3 +192,8 @@ class RestBlueprint(flask.Blueprint):
 
 def rest_blueprints(flask_app) -> list[RestBlueprint]:
     return [bp for bp in flask_app.blueprints.values() if isinstance(bp, RestBlueprint)]
+
+
+def direct_endpoints(flask_app) -> frozenset[str]:
+    return frozenset(op.endpoint for bp in rest_blueprints(flask_app)
+                     for op in bp.operations if op.direct)

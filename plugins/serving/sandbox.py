@@ -16,6 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from mlflow_hokusai import tcp
+
 # The worker ends a call a little after the server stops waiting for it, so the
 # caller gets 504 (not a dropped connection) and the worker is restarted.
 WATCHDOG_GRACE_SECONDS = 1.0
@@ -43,6 +45,7 @@ def listening_socket() -> socket.socket:
     take the port between choosing it and using it."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
+    tcp.no_delay(sock)  # the worker's uvicorn serves from it (mlflow_hokusai.tcp)
     sock.listen(128)
     return sock
 

@@ -144,7 +144,7 @@ def _one_or_all(values, single: bool):
 @blueprint.operation("POST", "/deployment/<deployment_id>/predict",
                      path_model=schemas.DeploymentPath,
                      body=schemas.DeploymentPredict, response=schemas.DeploymentPrediction,
-                     errors=(404, 422, 502, 503, 504))
+                     errors=(404, 422, 502, 503, 504), direct=True)
 def deployment_predict(deployment_id: str, body: schemas.DeploymentPredict):
     """Predict with a deployment (MLConnector's shape), with SHAP when asked."""
     row = serving().lookup.by_id(deployment_id)
@@ -165,7 +165,8 @@ def _probabilities(result: dict) -> list[dict] | None:
 
 
 @blueprint.operation("POST", "/v1/predictions", body=schemas.PredictionBody,
-                     response=schemas.Prediction, errors=(404, 422, 502, 503, 504))
+                     response=schemas.Prediction, errors=(404, 422, 502, 503, 504),
+                     direct=True)
 def predictions(body: schemas.PredictionBody):
     """Predict with a registered model's deployment (the ML Service's shape)."""
     require("registered_model", body.model_id, READ)
