@@ -276,3 +276,21 @@ def test_the_default_trace_experiment_is_owned_by_no_caller(world):
         own = client.create_experiment(f"bobs-{uuid.uuid4().hex[:6]}")
         with pytest.raises(mlflow.exceptions.MlflowException, match="reserved"):
             client.rename_experiment(own, "dspy-executions")
+
+
+def test_a_trace_goes_to_the_experiment_checked_never_to_a_later_holder_of_its_name(world):
+    server, alice, bob = world["server"], world["owner"], world["bob"]
+    program, tag = world["names"]["capital"], uuid.uuid4().hex[:6]
+    name = f"team-{tag}"
+    first = bob.execute(program, {"country": "France"}, experiment_name=name).json()
+    bobs = first["metadata"]["experiment_id"]
+    # Bob renames his experiment away; the name is free, and Alice's run makes it hers.
+    with mlflow_client(server, bob.headers["X-API-Key"]) as client:
+        client.rename_experiment(bobs, f"loot-{tag}")
+    second = alice.execute(program, {"country": "Secretland"}, experiment_name=name).json()
+    alices = second["metadata"]["experiment_id"]
+    assert second["metadata"]["trace_id"] and alices != bobs
+    with mlflow_client(server, world["admin"].headers["X-API-Key"]) as client:
+        assert client.get_experiment(alices).name == name
+        held = client.search_traces(locations=[bobs])
+    assert [t.info.trace_id for t in held] == [first["metadata"]["trace_id"]]

@@ -5,7 +5,8 @@ principal, and the Tracer that writes each execution's trace.
 - The name is reserved: a key holder cannot create it first (and own, so
   MANAGE, everyone's traces) nor rename an experiment to it; an admin's
   creation gets no owner.
-- One created by a caller before the name was reserved gets no traces.
+- One created by a caller before the name was reserved gets no traces, nor
+  does a deleted one; the experiment is looked up on every execution.
 - A caller who may not read the shared experiment (default permission
   NO_PERMISSIONS) still has their executions traced: the server writes there.
 """
@@ -134,9 +135,24 @@ def test_an_owned_shared_experiment_gets_no_traces(tracking, caplog):
         assert tracer(_execution(), [], None) == (None, None)
     assert _traces(tracking, squatted) == []
     assert "owned by 'mallory' (key key-mallory)" in caplog.text
-    # Once the owner row is gone (the fix the warning names), traces go there.
-    with tracking.engine.begin() as connection:
-        connection.execute(owners.delete().where(owners.c.resource_id == str(squatted)))
+    assert "rename it away with an admin key" in caplog.text
+    # Renamed away (the fix the warning names), the server makes a new one of its own.
+    with request_by("root", "admin", route_scope="write"):
+        tracking.rename_experiment(squatted, "mallorys-old-traces")
     with request_by("bob", "read"):
         trace_id, experiment_id = tracer(_execution(), [], None)
-    assert trace_id is not None and experiment_id == squatted
+    assert trace_id is not None and experiment_id != squatted
+    assert _owner_row(tracking, experiment_id).owner is None
+
+
+def test_a_deleted_shared_experiment_gets_no_traces(tracking, server_app, caplog):
+    tracer = tracing.Tracer(Settings(dspy_experiment=SHARED))
+    with request_by("bob", "read"):
+        experiment_id = tracer(_execution(), [], None)[1]
+    tracking.delete_experiment(experiment_id)
+    with caplog.at_level(logging.WARNING, logger=tracing.__name__), request_by("bob", "read"):
+        assert tracer(_execution(), [], None) == (None, None)
+    assert "is deleted" in caplog.text
+    tracking.restore_experiment(experiment_id)
+    with request_by("bob", "read"):
+        assert tracer(_execution(), [], None)[1] == experiment_id  # seen again at once

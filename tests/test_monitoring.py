@@ -145,6 +145,10 @@ def test_drift_feedback_and_scheduled_check(setup):
         "filter": "metrics.`f0.drifted` = 1 and attributes.status = 'FINISHED'",
         "max_results": 1}).json().get("runs"), "a finished run of a drifted check")
     assert runs and {"key": "hokusai.model", "value": name} in runs[0]["data"]["tags"]
+    # The experiment is the server's: nobody owns it, and no key holder may take its name.
+    assert api("GET", f"/owners/experiments/{experiment['experiment_id']}").status_code == 404
+    taken = other("POST", "/2.0/mlflow/experiments/create", json={"name": "hokusai-monitoring"})
+    assert taken.status_code == 403 and "reserved" in taken.text
     listed = api("GET", "/2.0/mlflow/artifacts/list", params={"run_id": runs[0]["info"]["run_id"]})
     page = requests.get(server.url + "/get-artifact", headers=api.headers, timeout=30, params={
         "run_uuid": runs[0]["info"]["run_id"], "path": "drift_report.html"})

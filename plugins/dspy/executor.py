@@ -49,7 +49,7 @@ class Executor:
         self.settings = settings
         self.store = store
         self.resolver = resolver  # (name, reference) -> version number
-        self.tracer = tracer  # (execution, description, trace, experiment) -> trace id
+        self.tracer = tracer  # (execution, trace, experiment id) -> (trace id, experiment id)
         self.call_lm = call_lm
         self.sandbox = sandbox
         self.root = Path(tempfile.mkdtemp(prefix="hokusai-dspy-programs-"))
@@ -88,7 +88,7 @@ class Executor:
         return description
 
     def run(self, key, inputs: dict, mode: str, timeout: float, principal: str | None,
-            experiment: str | None = None, batch_id: str | None = None) -> dict:
+            experiment_id: str | None = None, batch_id: str | None = None) -> dict:
         """One execution, recorded and traced; never raises for the program's faults."""
         started = time.perf_counter()
         outputs = error = None
@@ -110,7 +110,7 @@ class Executor:
                     "sandbox": self.sandbox, "timeout": timeout}
         if self.tracer is not None:
             execution.trace_id, metadata["experiment_id"] = self.tracer(execution, trace,
-                                                                         experiment)
+                                                                         experiment_id)
             metadata["trace_id"] = execution.trace_id
         if mode == "debug":
             metadata["trace"] = trace
@@ -121,7 +121,7 @@ class Executor:
                 "metadata": metadata}
 
     def batch(self, key, inputs_list: list[dict], mode: str, timeout: float,
-              principal: str | None, experiment: str | None = None) -> dict:
+              principal: str | None, experiment_id: str | None = None) -> dict:
         """Items run ``HOKUSAI_DSPY_BATCH_CONCURRENCY`` at a time; an item with
         missing inputs, a failing run or a server-side error is a failed
         result, never a failed batch. Items that did not run are not recorded."""
@@ -135,7 +135,8 @@ class Executor:
         def item(index: int, inputs: dict) -> dict:
             try:
                 self.check(key, inputs, ["body", "inputs_list", index])
-                return self.run(key, inputs, mode, timeout, principal, experiment, batch_id)
+                return self.run(key, inputs, mode, timeout, principal, experiment_id,
+                                batch_id)
             except ValidationFailed as invalid:
                 return not_run("; ".join(p["msg"] for p in invalid.detail))
             except Exception:  # a store or OS failure fails its item, never the batch

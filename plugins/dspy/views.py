@@ -55,18 +55,23 @@ def _readable(name: str) -> bool:
         return False
 
 
-def _experiment(name: str | None) -> None:
-    """Traces go into an experiment the caller names only with the ``write``
-    scope (a ``read`` key never writes, nor creates, an experiment of its
-    choosing) and EDIT on it when it exists (a missing one is created)."""
+def _experiment(name: str | None) -> str | None:
+    """The id of the experiment the request names for its traces, created
+    (owned by the caller) when missing; None for the server's shared one.
+    Only with the ``write`` scope (a ``read`` key never writes, nor creates, an
+    experiment of its choosing) and EDIT on an existing one. The trace goes
+    to this id, the one checked: never to whatever holds the name later."""
     if name is None:
-        return
+        return None
     principal = current_principal()
     if principal is not None and not scopes.grants(principal.scopes, scopes.WRITE):
         raise PermissionDenied(scopes.WRITE)
-    experiment = registry.tracking_store().get_experiment_by_name(name)
-    if experiment is not None:
-        require("experiment", experiment.experiment_id, EDIT)
+    store = registry.tracking_store()
+    experiment = store.get_experiment_by_name(name)
+    if experiment is None:
+        return store.create_experiment(name)  # a reserved name: admins only
+    require("experiment", experiment.experiment_id, EDIT)
+    return experiment.experiment_id
 
 
 @blueprint.operation("GET", PREFIX + "/programs", query=schemas.ProgramQuery,
@@ -84,10 +89,10 @@ def execute(body: schemas.ExecuteBody):
     dspy = service()
     _audit()
     key = dspy.resolve(body.program_id, READ)
-    _experiment(body.experiment_name)
     dspy.executor.check(key, body.inputs, ["body", "inputs"])
+    experiment_id = _experiment(body.experiment_name)
     return dspy.executor.run(key, body.inputs, body.mode, dspy.executor.timeout(body.timeout),
-                             _principal(), body.experiment_name)
+                             _principal(), experiment_id)
 
 
 @blueprint.operation("POST", PREFIX + "/execute/batch", body=schemas.BatchBody,
@@ -103,10 +108,9 @@ def execute_batch(body: schemas.BatchBody):
         raise ValidationFailed([{"loc": ["body", "inputs_list"], "type": "too_long",
                                  "msg": f"At most {limit} items (HOKUSAI_DSPY_BATCH_MAX_ITEMS)"}])
     key = dspy.resolve(body.program_id, READ)
-    _experiment(body.experiment_name)
     return dspy.executor.batch(key, body.inputs_list, body.mode,
                                dspy.executor.timeout(body.timeout), _principal(),
-                               body.experiment_name)
+                               _experiment(body.experiment_name))
 
 
 @blueprint.operation("GET", PREFIX + "/execution/<execution_id>",

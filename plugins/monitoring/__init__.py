@@ -46,6 +46,7 @@ def init_app(flask_app, hokusai) -> None:
 
     for method, template, level in ROUTES:
         hokusai.routes.declare(method, template, Access("registered_model", level, "model_id"))
+    hokusai.reserved_experiments.add(hokusai.settings.monitoring_experiment)
     # Feedback needs what predicting needs: the read scope (not write).
     hokusai.routes.add_rule({"POST"}, r"(?:/api)?/v1/monitoring/[^/]+/feedback", READ)
     outcomes = Outcomes(hokusai.engine)

@@ -10,29 +10,28 @@ import tempfile
 import time
 
 from mlflow.entities import Metric, Param, RunStatus, RunTag
-from mlflow.exceptions import MlflowException
 
 from mlflow_hokusai.plugins.models import artifacts
 from mlflow_hokusai.plugins.models.registry import tracking_store
 from mlflow_hokusai.plugins.monitoring import plots
-
-
-def _experiment_id(store, name: str) -> str:
-    experiment = store.get_experiment_by_name(name)
-    if experiment is not None:
-        return experiment.experiment_id
-    try:
-        return store.create_experiment(name)
-    except MlflowException:  # created meanwhile by another worker
-        return store.get_experiment_by_name(name).experiment_id
+from mlflow_hokusai.plugins.store import reserved
+from mlflow_hokusai.plugins.store.owners import as_server
 
 
 def log(result, experiment: str) -> str:
+    """The report as a run of the server's experiment ``experiment`` (a
+    reserved name: no key holder owns it, nor the runs the server logs)."""
+    with as_server():
+        return _log(result, experiment)
+
+
+def _log(result, experiment: str) -> str:
     store = tracking_store()
     at = int(time.time() * 1000)
     report = result.report
-    run = store.create_run(_experiment_id(store, experiment), user_id="hokusai-monitoring",
-                           start_time=at, tags=[], run_name=f"drift-{result.model_name}")
+    run = store.create_run(reserved.server_experiment(store, experiment),
+                           user_id="hokusai-monitoring", start_time=at, tags=[],
+                           run_name=f"drift-{result.model_name}")
     run_id = run.info.run_id
     metrics = [Metric("features_drifted", report["features_drifted"], at, 0),
                Metric("features_checked", report["features_checked"], at, 0)]
