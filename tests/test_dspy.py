@@ -294,3 +294,45 @@ def test_a_trace_goes_to_the_experiment_checked_never_to_a_later_holder_of_its_n
         assert client.get_experiment(alices).name == name
         held = client.search_traces(locations=[bobs])
     assert [t.info.trace_id for t in held] == [first["metadata"]["trace_id"]]
+
+
+def test_each_workspace_has_its_own_shared_trace_experiment(tmp_path_factory):
+    """With MLflow workspaces on, a tenant that runs a program first neither
+    takes the shared experiment into its workspace nor stops the others' traces."""
+    from mlflow.utils import workspace_context
+
+    db_file = tmp_path_factory.mktemp("dspy-ws-db") / "mlflow.db"
+    server = start_server(tmp_path_factory, "dspy-ws", f"sqlite:///{db_file}", server="uvicorn",
+                          extra_env={"MLFLOW_ENABLE_WORKSPACES": "true"})
+    try:
+        tag = uuid.uuid4().hex[:6]
+        team = f"team-{tag}"
+        admin = Api(server, server.admin_key)
+        assert admin("POST", "/3.0/mlflow/workspaces", json={"name": team}).ok
+        alice = Api(server, server.create_key("read,write", owner=f"alice-{tag}"))
+        mallory_key = server.create_key("read,write", owner=f"mallory-{tag}", workspaces=team)
+        mallory = Api(server, mallory_key)
+        mallory.headers["X-MLFLOW-WORKSPACE"] = team
+        with mlflow_client(server, alice.headers["X-API-Key"]):
+            mlflow.set_experiment(f"programs-{tag}")
+            with mlflow.start_run():
+                dspy_programs.log(dspy_programs.predict("Paris"), f"capital-{tag}")
+        workspace_context.set_workspace(team)
+        try:
+            with mlflow_client(server, mallory_key):
+                mlflow.set_experiment(f"programs-{tag}")
+                with mlflow.start_run():
+                    # Another name: the registry index is not per workspace yet.
+                    dspy_programs.log(dspy_programs.predict("Rome"), f"capital-team-{tag}")
+        finally:
+            workspace_context.set_workspace(None)
+        first = mallory.execute(f"capital-team-{tag}", {"country": "Italy"}).json()
+        second = alice.execute(f"capital-{tag}", {"country": "France"}).json()
+        assert first["outputs"] == {"capital": "Rome"} and second["outputs"] == {"capital": "Paris"}
+        assert first["metadata"]["trace_id"] and second["metadata"]["trace_id"]
+        assert first["metadata"]["experiment_id"] != second["metadata"]["experiment_id"]
+        found = admin("GET", "/2.0/mlflow/experiments/get-by-name",
+                      params={"experiment_name": "dspy-executions"}).json()
+        assert found["experiment"]["experiment_id"] == second["metadata"]["experiment_id"]
+    finally:
+        server.server.stop()
