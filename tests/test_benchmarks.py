@@ -46,18 +46,27 @@ def _data():
     return frame.iloc[:200], frame.iloc[200:]
 
 
-def _log(models: dict, artifacts: dict | None = None) -> tuple[str, dict[str, str]]:
-    """Log models (sklearn objects or models-from-code files) in one run; their URIs."""
+def _log(server, api, experiment: str, models: dict,
+         artifacts: dict | None = None) -> tuple[str, dict[str, str]]:
+    """Log models (sklearn objects or models-from-code files) in one run of
+    ``experiment`` on the server, with the key of ``api``; their URIs."""
     uris = {}
-    with mlflow.start_run() as run:
-        for name, model in models.items():
-            if isinstance(model, str):
-                info = mlflow.pyfunc.log_model(name=name, python_model=model)
-            else:
-                info = mlflow.sklearn.log_model(model, name=name)
-            uris[name] = info.model_uri
-        for path, local in (artifacts or {}).items():
-            mlflow.log_artifact(local, artifact_path=path)
+    os.environ["MLFLOW_TRACKING_TOKEN"] = api.headers["X-API-Key"]
+    mlflow.set_tracking_uri(server.url)
+    try:
+        mlflow.set_experiment(experiment)
+        with mlflow.start_run() as run:
+            for name, model in models.items():
+                if isinstance(model, str):
+                    info = mlflow.pyfunc.log_model(name=name, python_model=model)
+                else:
+                    info = mlflow.sklearn.log_model(model, name=name)
+                uris[name] = info.model_uri
+            for path, local in (artifacts or {}).items():
+                mlflow.log_artifact(local, artifact_path=path)
+    finally:
+        mlflow.set_tracking_uri(None)
+        del os.environ["MLFLOW_TRACKING_TOKEN"]
     return run.info.run_id, uris
 
 
@@ -73,14 +82,7 @@ def token(server, tmp_path_factory):
               "worse": DummyClassifier(strategy="constant", constant=1).fit(x, y)}
     csv = tmp_path_factory.mktemp("bench-data") / "holdout.csv"
     holdout.to_csv(csv, index=False)
-    os.environ["MLFLOW_TRACKING_TOKEN"] = api.headers["X-API-Key"]
-    mlflow.set_tracking_uri(server.url)
-    try:
-        mlflow.set_experiment(owner)
-        run_id, uris = _log(models, {"data": str(csv)})
-    finally:
-        mlflow.set_tracking_uri(None)
-        del os.environ["MLFLOW_TRACKING_TOKEN"]
+    run_id, uris = _log(server, api, owner, models, {"data": str(csv)})
     name, token_id = f"bench-{uuid.uuid4().hex[:8]}", f"tok-{uuid.uuid4().hex[:8]}"
     spec = {"metric": "accuracy", "direction": "higher", "target_column": "label",
             "dataset_uri": f"runs:/{run_id}/data/holdout.csv"}
@@ -278,14 +280,7 @@ def _hostile_token(server, tmp_path, actions: dict[str, str]):
         files[key] = str(tmp_path / f"{key}.py")
         with open(files[key], "w") as handle:
             handle.write(textwrap.dedent(MODEL_CODE).replace("{action}", action))
-    os.environ["MLFLOW_TRACKING_TOKEN"] = api.headers["X-API-Key"]
-    mlflow.set_tracking_uri(server.url)
-    try:
-        mlflow.set_experiment(owner)
-        run_id, uris = _log(files, {"data": str(csv)})
-    finally:
-        mlflow.set_tracking_uri(None)
-        del os.environ["MLFLOW_TRACKING_TOKEN"]
+    run_id, uris = _log(server, api, owner, files, {"data": str(csv)})
     name, token_id = f"hostile-{uuid.uuid4().hex[:8]}", f"evil-{uuid.uuid4().hex[:8]}"
     spec = {"metric": "accuracy", "direction": "higher", "target_column": "label",
             "dataset_uri": f"runs:/{run_id}/data/holdout.csv"}

@@ -22,6 +22,10 @@ FiniteNumber = Annotated[float, pydantic.Field(allow_inf_nan=False)]
 NonEmpty = Annotated[str, pydantic.StringConstraints(strip_whitespace=True, min_length=1)]
 # Set by the endpoint itself; a caller's own tags may not override them.
 RESERVED_TAGS = tags.VERSION_TAGS | {"hokusai_status"}
+# What a lineage entry and a contribution say about their benchmark values.
+VALUE_VERIFIED = "The benchmark value was measured by the registry, or set by an `evaluator` key"
+VERIFIED = ("The improvement counts toward totals: this value and the one it is measured from "
+            "are both verified")
 
 
 class RegisterTokenized(BodyModel):
@@ -110,12 +114,8 @@ class LineageEntry(pydantic.BaseModel):
     improvement: float | None
     delta_one: float | None  # improvement in percentage points
     address_verified: bool  # the contributor was set by a principal that proved it, or admin
-    value_verified: bool = pydantic.Field(
-        description="The benchmark value was measured by the registry, or set by an "
-        "`evaluator` key")
-    verified: bool = pydantic.Field(
-        description="The improvement counts toward totals: this value and the one it is "
-        "measured from are both verified")
+    value_verified: bool = pydantic.Field(description=VALUE_VERIFIED)
+    verified: bool = pydantic.Field(description=VERIFIED)
 
 
 class ModelLineage(pydantic.BaseModel):
@@ -166,12 +166,8 @@ class Contribution(pydantic.BaseModel):
     delta_one: float | None
     address_verified: bool
     contributed_at: datetime.datetime
-    value_verified: bool = pydantic.Field(
-        description="The benchmark value was measured by the registry, or set by an "
-        "`evaluator` key")
-    verified: bool = pydantic.Field(
-        description="The improvement counts toward totals: this value and the one it is "
-        "measured from are both verified")
+    value_verified: bool = pydantic.Field(description=VALUE_VERIFIED)
+    verified: bool = pydantic.Field(description=VERIFIED)
 
 
 class Impact(pydantic.BaseModel):
