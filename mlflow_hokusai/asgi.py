@@ -28,7 +28,7 @@ from mlflow_hokusai.pipeline import (
 from mlflow_hokusai.prefixes import unprefix_asgi
 
 
-def _encode(headers) -> list[tuple[bytes, bytes]]:
+def encode_headers(headers) -> list[tuple[bytes, bytes]]:
     return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
 
 
@@ -52,7 +52,7 @@ def _executor() -> concurrent.futures.ThreadPoolExecutor:
     return _pool
 
 
-async def in_thread(function, *args):
+async def _in_thread(function, *args):
     """``function(*args)`` in the pool, with the caller's context variables (as
     anyio's hop copies them)."""
     call = functools.partial(contextvars.copy_context().run, function, *args)
@@ -104,7 +104,7 @@ class AsgiAdapter:
             except LookupNeeded:
                 # Keep the event loop free while a step does blocking I/O: the
                 # pipeline resumes in a thread at that step.
-                await in_thread(self.pipeline.run, context)
+                await _in_thread(self.pipeline.run, context)
             receive = await self._limit_body(context.request, receive)
         except HokusaiError as error:
             await _finish(answered(error.status))
@@ -115,7 +115,7 @@ class AsgiAdapter:
             state = scope.setdefault("state", {})
             state["username"] = principal.username
             state["hokusai_principal"] = principal
-        extra = _encode(context.response_headers)
+        extra = encode_headers(context.response_headers)
         # Starlette's text "Internal Server Error" (a FastAPI-native route failed)
         plain_500: list[bytes | None] = []
 
@@ -125,7 +125,7 @@ class AsgiAdapter:
                 if _is_plain_500(message):
                     status, headers, body = render(HokusaiError(), context.request_id)
                     plain_500.append(body)
-                    message = {**message, "headers": _encode(headers)}
+                    message = {**message, "headers": encode_headers(headers)}
                 if extra:
                     message = {**message, "headers": list(message.get("headers", [])) + extra}
             elif message["type"] == "http.response.body" and plain_500:
@@ -199,7 +199,7 @@ def _is_plain_500(message) -> bool:
 async def _finish(works) -> None:
     """Blocking work that must be done before the answer starts, off the loop."""
     if works:
-        await in_thread(run_all, works)
+        await _in_thread(run_all, works)
 
 
 async def _refuse(scope, send, error: HokusaiError, context: RequestContext) -> None:
@@ -209,5 +209,5 @@ async def _refuse(scope, send, error: HokusaiError, context: RequestContext) -> 
         return
     status, headers, body = render(error, context.request_id)
     await send({"type": "http.response.start", "status": status,
-                "headers": _encode(headers + context.response_headers)})
+                "headers": encode_headers(headers + context.response_headers)})
     await send({"type": "http.response.body", "body": body})

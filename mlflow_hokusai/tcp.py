@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import stat
 
 _logger = logging.getLogger(__name__)
 
@@ -30,13 +31,16 @@ def no_delay_on_listening_sockets() -> int:
     try:
         descriptors = [int(name) for name in os.listdir("/proc/self/fd")]
     except OSError:  # no /proc: not Linux, where the copy to connections is not known
+        _logger.info("No /proc/self/fd: TCP_NODELAY not set on the listening sockets")
         return 0
     count = 0
     for descriptor in descriptors:
         try:
+            if not stat.S_ISSOCK(os.fstat(descriptor).st_mode):
+                continue
             # A duplicate: the option is the shared socket's; closing it closes nothing else.
             sock = socket.socket(fileno=os.dup(descriptor))
-        except OSError:  # not a socket, or already closed
+        except OSError:  # closed meanwhile (the listing's own descriptor), or not a socket
             continue
         with sock:
             try:
@@ -52,7 +56,9 @@ def no_delay_on_listening_sockets() -> int:
 
 def _serving(sock: socket.socket) -> bool:
     """Listening, or bound and not connected: uvicorn's parent binds the
-    socket and each worker starts listening on it only once its app is loaded."""
+    socket and each worker starts listening on it only once its app is loaded.
+    (A client's non-blocking connect still in progress looks the same; it is
+    called before the app opens any, and Nagle off harms no client anyway.)"""
     if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
         return True
     if sock.getsockname()[1] == 0:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 
 import flask
@@ -138,3 +139,34 @@ def test_sockets_served_from_get_no_delay_and_others_are_left_alone():
 def test_the_model_workers_socket_has_no_delay():
     with sandbox.listening_socket() as sock:
         assert _no_delay(sock)
+
+
+def test_a_failing_bridge_answers_the_plain_500_the_adapter_renders(monkeypatch):
+    from mlflow_hokusai import direct as direct_module
+
+    def broken(scope, body):
+        raise UnicodeDecodeError("ascii", b"\xff", 0, 1, "not ASCII")
+
+    monkeypatch.setattr(direct_module, "build_environ", broken)
+    app, seen = _flask_app()
+    status, headers, body = _call(DirectRoutes(app, frozenset({"echo"})).app)
+    assert (status, headers["content-type"], body) == (500, "text/plain", b"")
+    assert seen == []
+
+
+def test_slow_models_never_hold_the_pipelines_thread_pool(monkeypatch):
+    from mlflow_hokusai import asgi
+
+    def no_pool():
+        raise AssertionError("the direct path used the pipeline's pool")
+
+    monkeypatch.setattr(asgi, "_executor", no_pool)
+    app, _ = _flask_app()
+    assert _call(DirectRoutes(app, frozenset({"echo"})).app)[0] == 201
+
+
+def test_looking_for_sockets_leaves_no_descriptor_behind():
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(3):
+        tcp.no_delay_on_listening_sockets()
+    assert len(os.listdir("/proc/self/fd")) == before

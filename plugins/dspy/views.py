@@ -69,7 +69,8 @@ def _experiment(name: str | None) -> str | None:
     store = registry.tracking_store()
     experiment = store.get_experiment_by_name(name)
     if experiment is None:
-        return store.create_experiment(name)  # a reserved name: admins only
+        # A reserved name is refused here (the store) unless the key is an admin's.
+        return store.create_experiment(name)
     require("experiment", experiment.experiment_id, EDIT)
     return experiment.experiment_id
 
