@@ -113,8 +113,10 @@ def _bad_checksum() -> str:
     return key[:-1] + ("0" if key[-1] != "0" else "1")
 
 
+# Fixed ids: a generated key's value would differ between pytest-xdist's workers.
 @pytest.mark.parametrize("value", ["hk_live_short", "not-a-key", "hk_prod_" + "a" * 36,
-                                   _bad_checksum()])
+                                   _bad_checksum()],
+                         ids=["short", "no-prefix", "wrong-prefix", "bad-checksum"])
 def test_malformed_keys(each_server_kind, value):
     assert not keys.is_well_formed(value)
     assert_refused(search(each_server_kind, {"X-API-Key": value}))
