@@ -120,6 +120,24 @@ def test_garbage_is_a_clear_400(links):
         .extra["reason"] == "malformed"
 
 
+def test_signer_recovers_what_eth_account_recovers():
+    # The server recovers with eth-keys (siwe.signer); wallets sign as eth-account
+    # does, with a recovery id of 27/28, some hardware wallets with 0/1.
+    account = Account.create()
+    message = "Sign in: " + "x" * 200
+    signature = sign(account, message)
+    recovered = Account.recover_message(encode_defunct(text=message), signature=signature)
+    assert siwe.signer(message, signature) == recovered.lower() == account.address.lower()
+    raw = bytes.fromhex(signature[2:])
+    zero_based = (raw[:64] + bytes([raw[64] - 27])).hex()
+    assert siwe.signer(message, zero_based) == account.address.lower()  # no 0x either
+    assert siwe.signer(message, signature.upper().replace("0X", "0x")) == account.address.lower()
+    assert siwe.signer(message + ".", signature) != account.address.lower()
+    for bad in ("0x" + (raw[:64] + bytes([29])).hex(), signature[:-2], signature + "00",
+                "0x" + "00" * 65, "0xzz" + signature[4:], ""):
+        assert siwe.signer(message, bad) is None, bad
+
+
 def test_siwe_reads_only_its_own_lines():
     message = siwe.compose(public_url=URL, address="0x" + "ab" * 20, principal="p\nq",
                            nonce="abcdef0123456789", issued_at=T0, expires_at=T0 + 1000)

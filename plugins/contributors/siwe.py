@@ -2,30 +2,26 @@
 of each challenge and keeps it, so on the way back it only has to find the
 challenge (by its nonce), check the domain and URI the text names against its
 own, compare the text, and recover the signer (EIP-191 ``personal_sign``, with
-eth-account). Nothing the client sends is parsed beyond those three lines.
+eth-keys). Nothing the client sends is parsed beyond those three lines.
 
 (The ``siwe`` package itself was not used: 4.4 fails to import with abnf 2.9,
-and it pulls in web3 for contract-wallet checks this server does not make.)
+and it pulls in web3 for contract-wallet checks this server does not make. Nor
+is eth-account, whose ``recover_message`` does what ``signer`` does: importing
+it cost every server worker 1.4 s at boot, and it imports py_ecc, which raises
+the interpreter's recursion limit to 100,000 for the whole process, so that a
+deeply nested JSON body overflowed the C stack instead of raising
+RecursionError.)
 """
 
 from __future__ import annotations
 
 import datetime
 import re
-import sys
 from urllib.parse import urlsplit
 
-# eth-account imports py_ecc, which raises the interpreter's recursion limit to
-# 100,000 for the whole process; with it, a deeply nested JSON body overflows
-# the C stack (SIGSEGV, a worker killed by any key holder) instead of raising
-# RecursionError (a 400). Put the limit back.
-_LIMIT = sys.getrecursionlimit()
-from eth_account import Account  # noqa: E402
-from eth_account.messages import encode_defunct  # noqa: E402
+from eth_hash.auto import keccak
 
-sys.setrecursionlimit(_LIMIT)
-
-from mlflow_hokusai.plugins.store.ethereum import checksum_address  # noqa: E402
+from mlflow_hokusai.plugins.store.ethereum import checksum_address
 
 _HEADER = re.compile(r"\A(?P<domain>\S+) wants you to sign in with your Ethereum account:\n")
 _FIELD = r"^{}: (?P<value>[^\n]*)$"
@@ -63,11 +59,30 @@ def domain(message: str) -> str | None:
     return found["domain"] if found else None
 
 
+def personal_sign_hash(message: str) -> bytes:
+    """EIP-191 version 0x45, as wallets' ``personal_sign`` hashes a text."""
+    data = message.encode()
+    return keccak(b"\x19Ethereum Signed Message:\n" + str(len(data)).encode() + data)
+
+
 def signer(message: str, signature: str) -> str | None:
     """The lower-case address whose key signed ``message``, or None when the
-    signature is not one (wrong length, not hex, not on the curve)."""
+    signature is not one (not 65 bytes of hex, a recovery id other than 0/1 or
+    27/28, not on the curve)."""
     try:
-        recovered = Account.recover_message(encode_defunct(text=message), signature=signature)
-    except Exception:  # noqa: BLE001 - eth-account raises several types for a malformed signature
+        raw = bytes.fromhex(signature.removeprefix("0x"))
+    except ValueError:
         return None
-    return recovered.lower()
+    if len(raw) != 65 or raw[64] not in (0, 1, 27, 28):
+        return None
+    # Imported here: eth-keys loads eth-utils' network tables (0.25 s) that a
+    # worker needs only when someone links a wallet.
+    from eth_keys import keys
+
+    vrs = (raw[64] % 27, int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:64], "big"))
+    try:
+        public_key = keys.Signature(vrs=vrs).recover_public_key_from_msg_hash(
+            personal_sign_hash(message))
+    except Exception:  # noqa: BLE001 - eth-keys raises several types for a malformed signature
+        return None
+    return public_key.to_checksum_address().lower()
