@@ -288,3 +288,15 @@ def test_an_engine_pushed_out_of_the_cache_closes_its_idle_connections(tmp_path)
     assert engines.get_engine(f"sqlite:///{tmp_path}/first.db") is not first
     with first.connect() as connection:  # a holder of it still works
         assert connection.exec_driver_sql("SELECT 1").scalar() == 1
+
+
+def test_hokusai_pools_follow_mlflows_pool_settings(monkeypatch):
+    from mlflow_hokusai.db.engine import _create_engine
+
+    url = "postgresql+psycopg://nobody@127.0.0.1:1/none"  # made, never connected
+    default = _create_engine(url, 3.0)
+    assert (default.pool.size(), default.pool._max_overflow) == (5, 10)
+    monkeypatch.setenv("MLFLOW_SQLALCHEMYSTORE_POOL_SIZE", "2")
+    monkeypatch.setenv("MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW", "3")
+    sized = _create_engine(url, 3.0)
+    assert (sized.pool.size(), sized.pool._max_overflow) == (2, 3)

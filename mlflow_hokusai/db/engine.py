@@ -65,6 +65,21 @@ def get_engine(url: str, connect_timeout: float = 3.0) -> sqlalchemy.engine.Engi
     return engine
 
 
+def _pool_size() -> int:
+    """MLflow's store pools are sized by its documented variables: Hokusai's
+    follows them, so that one setting bounds a worker's connections to a shared
+    server (SQLAlchemy's defaults, 5 and 10, when unset, as in MLflow)."""
+    from mlflow.environment_variables import MLFLOW_SQLALCHEMYSTORE_POOL_SIZE
+
+    return MLFLOW_SQLALCHEMYSTORE_POOL_SIZE.get() or 5
+
+
+def _max_overflow() -> int:
+    from mlflow.environment_variables import MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW
+
+    return MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW.get() or 10
+
+
 def _create_engine(url: str, connect_timeout: float) -> sqlalchemy.engine.Engine:
     dialect = sqlalchemy.engine.make_url(url).get_backend_name()
     kwargs: dict = {"pool_pre_ping": True}
@@ -73,7 +88,8 @@ def _create_engine(url: str, connect_timeout: float) -> sqlalchemy.engine.Engine
         kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
     elif dialect == "postgresql":
         kwargs["connect_args"] = {"connect_timeout": max(1, int(connect_timeout))}
-        kwargs.update(pool_size=5, max_overflow=10, pool_timeout=connect_timeout)
+        kwargs.update(pool_size=_pool_size(), max_overflow=_max_overflow(),
+                      pool_timeout=connect_timeout)
     elif dialect == "mysql":
         kwargs["connect_args"] = {"connect_timeout": max(1, int(connect_timeout))}
     return sqlalchemy.create_engine(url, **kwargs)

@@ -63,8 +63,13 @@ class MlflowServer:
         # MLflow fetches the AI gateway's model catalog from GitHub per provider,
         # with retries; this machine has no internet, so a call would hang for
         # minutes: the bundled catalog only (an empty URI turns the fetch off).
+        # Each worker keeps one idle connection per pool (MLflow's stores' and
+        # Hokusai's follow these): the suite runs servers side by side on the
+        # shared PostgreSQL, whose 100 connections the default pools (5 idle
+        # each) used up. Bursts still open up to 10 more per pool.
         env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-               "MLFLOW_MODEL_CATALOG_URI": "", **self.env}
+               "MLFLOW_MODEL_CATALOG_URI": "", "MLFLOW_SQLALCHEMYSTORE_POOL_SIZE": "1",
+               **self.env}
         for name in ("MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_USERNAME",
                      "MLFLOW_TRACKING_PASSWORD"):
             env.pop(name, None)
