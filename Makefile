@@ -47,8 +47,13 @@ BWRAP ?= /usr/bin/bwrap
 # the other supported minor release (README: MLflow compatibility).
 PREVIOUS_MLFLOW ?= 3.16.1
 
+# Test files run in TEST_PROCESSES pytest-xdist processes, each file whole in one
+# (its module-scoped servers and its order kept). Two, for the 2-core CI machine:
+# the suite is bound by CPU, and the shared PostgreSQL allows 100 connections.
+TEST_PROCESSES ?= 2
+
 test: lint $(CHROMIUM) $(BWRAP)
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n $(TEST_PROCESSES) --dist loadfile
 	$(MAKE) test-compat MLFLOW_VERSION=$(PREVIOUS_MLFLOW)
 
 # ruff on the whole tree, then mypy on the package (settings in pyproject.toml).

@@ -89,6 +89,11 @@ def test_a_person_logs_in_browses_and_logs_out(chromium, uvicorn_sqlite, ui_data
         page.get_by_text("hello from a run").first.wait_for()  # the file, read with the session
         screenshot(page, "03-run-artifacts")
         page.goto(f"{server.url}/#/models")
+        # Found with the page's own search: the shared server may list a page of
+        # other tests' models before this one.
+        search = page.get_by_placeholder("Search registered models")
+        search.fill(ui_data["model"])
+        search.press("Enter")
         page.get_by_text(ui_data["model"]).first.wait_for()
         screenshot(page, "04-registered-models")
         page.goto(f"{server.url}/#/models/{ui_data['model']}/versions/2")
