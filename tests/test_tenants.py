@@ -113,36 +113,55 @@ def test_a_key_bound_to_a_cannot_touch_models_in_b(workspaces_server):
         assert "not bound to workspace" in response.json()["message"]
 
 
-def test_model_owners_and_grants_are_per_workspace(workspaces_server):
-    """Two workspaces' models of one name are two models: creating one in b does
-    not make its creator the owner of a's, and a grant made in a counts in a only."""
+def _name_taken(response) -> bool:
+    return (response.status_code == 400
+            and response.json()["error_code"] == "RESOURCE_ALREADY_EXISTS"
+            and "is taken in another workspace" in response.json()["message"])
+
+
+def test_a_model_name_belongs_to_one_workspace(workspaces_server):
+    """Hokusai's index, tokens, deployments and monitoring are keyed by model name:
+    a second workspace's model of a name would share the first one's (its first
+    version failed to index: a 500). So the name is refused there, at creation
+    and by a rename, and is free again once the first model is deleted."""
     tag = uuid.uuid4().hex[:6]
     a, b = _workspaces(workspaces_server, tag)
     model, both = f"model-{tag}", f"{a},{b}"
     alice = _principal(workspaces_server, f"alice-{tag}", both)
     dave = _principal(workspaces_server, f"dave-{tag}", both)
-    for caller, workspace in ((alice, a), (dave, b)):
-        created = _in(caller, workspace)("POST", f"{API}/registered-models/create",
-                                         json={"name": model})
-        assert created.status_code == 200, created.text
-    # Dave owns b's model, not a's (which the second creation could have claimed).
-    assert _set_tag(_in(dave, b), model).status_code == 200
+    # Versions from a source only an admin may name (version sources are judged).
+    admin = HeaderCaller(workspaces_server, workspaces_server.admin_key)
+    create, new_version = f"{API}/registered-models/create", f"{API}/model-versions/create"
+    assert _in(alice, a)("POST", create, json={"name": model}).status_code == 200
+    assert _in(admin, a)("POST", new_version, json={"name": model, "source": "s3://bucket/m"}
+                         ).status_code == 200
+    for caller in (alice, dave):
+        assert _name_taken(_in(caller, b)("POST", create, json={"name": model}))
+    other = f"other-{tag}"
+    assert _in(dave, b)("POST", create, json={"name": other}).status_code == 200
+    assert _name_taken(_in(dave, b)("POST", f"{API}/registered-models/rename",
+                                    json={"name": other, "new_name": model}))
+    # Nothing of a's model went to Dave, and b's kept its name.
     refused = _set_tag(_in(dave, a), model)
     assert refused.status_code == 403 and refused.json()["required_permission"] == "EDIT"
-    assert _in(dave, a)("DELETE", f"{API}/registered-models/delete",
-                        json={"name": model}).status_code == 403
     owner = _in(alice, a)("GET", f"/api/owners/registered-models/{model}")
     assert owner.json()["owner"] == f"alice-{tag}", owner.text
+    assert _in(dave, b)("GET", f"{API}/registered-models/get",
+                        params={"name": other}).status_code == 200
 
-    # Alice also makes one in b (Dave's name taken there: a model of her own).
-    other = f"shared-{tag}"
-    for workspace in (a, b):
-        assert _in(alice, workspace)("POST", f"{API}/registered-models/create",
-                                     json={"name": other}).status_code == 200
+    # A grant made in a counts for a's model.
     granted = _in(alice, a)("POST", "/api/3.0/mlflow/users/permissions/grant",
                             json={"username": f"dave-{tag}", "resource_type": "registered_model",
-                                  "resource_id": other, "permission": "EDIT"})
+                                  "resource_id": model, "permission": "EDIT"})
     assert granted.status_code == 200, granted.text
     time.sleep(1.0)  # other workers read grants again after at most a second
-    assert _set_tag(_in(dave, a), other).status_code == 200
-    assert _set_tag(_in(dave, b), other).status_code == 403
+    assert _set_tag(_in(dave, a), model).status_code == 200
+
+    # Deleted in a, the name is b's to take, with versions from 1 and Dave its owner.
+    assert _in(alice, a)("DELETE", f"{API}/registered-models/delete",
+                         json={"name": model}).status_code == 200
+    assert _in(dave, b)("POST", create, json={"name": model}).status_code == 200
+    version = _in(admin, b)("POST", new_version, json={"name": model, "source": "s3://bucket/m"})
+    assert version.status_code == 200 and version.json()["model_version"]["version"] == "1"
+    owner = _in(dave, b)("GET", f"/api/owners/registered-models/{model}")
+    assert owner.json()["owner"] == f"dave-{tag}", owner.text

@@ -52,6 +52,11 @@ def listen(engine) -> None:
 
 
 def _explain(session, code: str, name: str, version_tags: dict) -> MlflowException:
+    if code == "model_name_taken":
+        return MlflowException(
+            f"Registered model name '{name}' is taken in another workspace: on a Hokusai "
+            "server a model's name is unique across workspaces (its token and lineage are "
+            "keyed by it)", RESOURCE_ALREADY_EXISTS)
     if code == "parent_version":
         return tags.invalid(f"Invalid {tags.PARENT_VERSION} {version_tags.get(tags.PARENT_VERSION)}"
                             f": must be an existing earlier version of model '{name}'")
@@ -71,11 +76,12 @@ def _explain(session, code: str, name: str, version_tags: dict) -> MlflowExcepti
 
 
 @contextlib.contextmanager
-def explained(store, name: str, version_tags: dict):
-    """Around a store call writing ``version_tags`` (parsed) on model ``name``."""
+def explained(store, name: str, version_tags: dict | None = None):
+    """Around a store call writing ``version_tags`` (parsed) on model ``name``, or
+    creating or renaming to ``name``."""
     try:
         yield
     except Refused as refusal:
         with store.ManagedSessionMaker() as session:
-            error = _explain(session, refusal.code, name, version_tags)
+            error = _explain(session, refusal.code, name, version_tags or {})
         raise error from None

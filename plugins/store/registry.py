@@ -97,13 +97,14 @@ class HokusaiRegistryMixin(RegistryStoreBase):
     def create_registered_model(self, name, tags=None, description=None, deployment_job_id=None):
         hokusai_tags.parse_all(tags, hokusai_tags.MODEL_TAGS)
         owner = Owner.current()
-        with transactions.upkeep(lambda session, created: owners.model_created(
-                session, created, name, owner)):
+        with refusals.explained(self, name), transactions.upkeep(
+                lambda session, created: owners.model_created(session, created, name, owner)):
             return super().create_registered_model(name, tags, description, deployment_job_id)
 
     def rename_registered_model(self, name, new_name):
-        with transactions.upkeep(lambda session, _: owners.model_changed(
-                session, tenants.current_workspace(), name, new_name)):
+        with refusals.explained(self, new_name), transactions.upkeep(
+                lambda session, _: owners.model_changed(
+                    session, tenants.current_workspace(), name, new_name)):
             return super().rename_registered_model(name, new_name)
 
     def delete_registered_model(self, name):

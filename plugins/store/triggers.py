@@ -31,7 +31,7 @@ from mlflow_hokusai.plugins.store.dialects import DIALECTS
 
 _logger = logging.getLogger(__name__)
 
-VERSION = 6  # bump when a trigger changes: install() then replaces the older set
+VERSION = 7  # bump when a trigger changes: install() then replaces the older set
 PREFIX = f"hokusai_v{VERSION}_"
 V, T, M = "hokusai_model_versions", "hokusai_tokens", "hokusai_registered_models"
 VO = "hokusai_version_owners"
@@ -299,16 +299,27 @@ def _version_deleted(d):
 
 
 # -- registered models ------------------------------------------------------------
+def _name_taken(d, row: str) -> str:
+    """The index is keyed by model name alone, so a name is one workspace's: a
+    second workspace's model of it would share the first one's versions, token
+    and lineage (its first version failed to index, a 500)."""
+    return d.refuse("model_name_taken", f"EXISTS (SELECT 1 FROM registered_models o "
+                    f"WHERE o.name = {row}.name AND o.workspace <> {row}.workspace)")
+
+
 def _model_created(d):
+    # The insert first: on PostgreSQL it waits for a concurrent creator of the
+    # name to commit, whose model the check then sees.
     return [d.insert_ignoring_conflicts(M, "name, created_at",
-                                        "SELECT NEW.name, NEW.creation_time")]
+                                        "SELECT NEW.name, NEW.creation_time"),
+            _name_taken(d, "NEW")]
 
 
 _OF_MODEL = "workspace = OLD.workspace AND name = OLD.name"  # a version owner's model
 
 
 def _model_renamed(d):
-    return [*(f"UPDATE {table} SET {column} = NEW.name WHERE {column} = OLD.name"
+    return [_name_taken(d, "NEW"), *(f"UPDATE {table} SET {column} = NEW.name WHERE {column} = OLD.name"
               for table, column in ((V, "model_name"), (T, "model_name"), (M, "name"))),
             f"UPDATE {VO} SET name = NEW.name WHERE {_OF_MODEL}"]
 
