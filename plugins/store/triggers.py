@@ -319,7 +319,8 @@ _OF_MODEL = "workspace = OLD.workspace AND name = OLD.name"  # a version owner's
 
 
 def _model_renamed(d):
-    return [_name_taken(d, "NEW"), *(f"UPDATE {table} SET {column} = NEW.name WHERE {column} = OLD.name"
+    return [_name_taken(d, "NEW"),
+            *(f"UPDATE {table} SET {column} = NEW.name WHERE {column} = OLD.name"
               for table, column in ((V, "model_name"), (T, "model_name"), (M, "name"))),
             f"UPDATE {VO} SET name = NEW.name WHERE {_OF_MODEL}"]
 
