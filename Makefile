@@ -52,10 +52,8 @@ PREVIOUS_MLFLOW ?= 3.16.1
 # the suite is bound by CPU, and the shared PostgreSQL allows 100 connections.
 TEST_PROCESSES ?= 2
 
-# The previous minor's environment installs while the suite runs: the suite leaves
-# about a third of two cores idle, waiting on its servers.
 test: lint $(CHROMIUM) $(BWRAP)
-	$(MAKE) --no-print-directory -j2 suite compat-env MLFLOW_VERSION=$(PREVIOUS_MLFLOW)
+	$(MAKE) --no-print-directory suite
 	$(MAKE) --no-print-directory test-compat MLFLOW_VERSION=$(PREVIOUS_MLFLOW)
 
 suite: $(VENV)/.installed-test
