@@ -122,20 +122,24 @@ def test_garbage_is_a_clear_400(links):
 
 def test_signer_recovers_what_eth_account_recovers():
     # The server recovers with eth-keys (siwe.signer); wallets sign as eth-account
-    # does, with a recovery id of 27/28, some hardware wallets with 0/1.
+    # does, with a recovery id of 27/28, some hardware wallets with 0/1, EIP-155
+    # signers with 35 + 2 * chain id + 0/1.
     account = Account.create()
-    message = "Sign in: " + "x" * 200
+    message = "Sign in: " + "x" * 200 + " ✓"  # the length prefix counts bytes
     signature = sign(account, message)
-    recovered = Account.recover_message(encode_defunct(text=message), signature=signature)
-    assert siwe.signer(message, signature) == recovered.lower() == account.address.lower()
     raw = bytes.fromhex(signature[2:])
-    zero_based = (raw[:64] + bytes([raw[64] - 27])).hex()
-    assert siwe.signer(message, zero_based) == account.address.lower()  # no 0x either
-    assert siwe.signer(message, signature.upper().replace("0X", "0x")) == account.address.lower()
-    assert siwe.signer(message + ".", signature) != account.address.lower()
-    for bad in ("0x" + (raw[:64] + bytes([29])).hex(), signature[:-2], signature + "00",
-                "0x" + "00" * 65, "0xzz" + signature[4:], ""):
-        assert siwe.signer(message, bad) is None, bad
+    r_s, v = raw[:64], raw[64]
+    accepted = [signature, signature.upper().replace("0X", "0x"), "0X" + signature[2:],
+                signature[2:], (r_s + bytes([v - 27])).hex(), (r_s + bytes([v - 27 + 37])).hex()]
+    for value in accepted:
+        recovered = Account.recover_message(encode_defunct(text=message), signature=value)
+        assert siwe.signer(message, value) == recovered.lower() == account.address.lower(), value
+    assert siwe.signer(message + ".", signature) not in (None, account.address.lower())
+    refused = [(r_s + bytes([v + 2])).hex(), signature[:-2], signature + "00", signature[:-1],
+               "0x" + "00" * 65, "0xzz" + signature[4:], "", signature + "\n",
+               signature[:10] + " " + signature[10:], "0x" + "ff" * 65]
+    for value in refused:
+        assert siwe.signer(message, value) is None, value
 
 
 def test_siwe_reads_only_its_own_lines():

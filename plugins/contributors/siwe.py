@@ -65,21 +65,34 @@ def personal_sign_hash(message: str) -> bytes:
     return keccak(b"\x19Ethereum Signed Message:\n" + str(len(data)).encode() + data)
 
 
+# 65 bytes as hex (r, s, recovery id), as wallets send them; nothing else, so the
+# stored text is what eth-account or ethers would verify again.
+_SIGNATURE = re.compile(r"(?:0[xX])?[0-9a-fA-F]{130}")
+
+
+def _recovery_id(v: int) -> int | None:
+    """0 or 1, as eth-account reads the last byte: 0/1, 27/28, or EIP-155's
+    35 + 2 * chain id + 0/1."""
+    if v in (0, 1, 27, 28):
+        return v % 27
+    return (v - 35) % 2 if v >= 35 else None
+
+
 def signer(message: str, signature: str) -> str | None:
     """The lower-case address whose key signed ``message``, or None when the
-    signature is not one (not 65 bytes of hex, a recovery id other than 0/1 or
-    27/28, not on the curve)."""
-    try:
-        raw = bytes.fromhex(signature.removeprefix("0x"))
-    except ValueError:
+    signature is not one (not 65 bytes of hex, an unknown recovery id, not on
+    the curve)."""
+    if not _SIGNATURE.fullmatch(signature):
         return None
-    if len(raw) != 65 or raw[64] not in (0, 1, 27, 28):
+    raw = bytes.fromhex(signature[-130:])
+    recovery = _recovery_id(raw[64])
+    if recovery is None:
         return None
     # Imported here: eth-keys loads eth-utils' network tables (0.25 s) that a
     # worker needs only when someone links a wallet.
     from eth_keys import keys
 
-    vrs = (raw[64] % 27, int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:64], "big"))
+    vrs = (recovery, int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:64], "big"))
     try:
         public_key = keys.Signature(vrs=vrs).recover_public_key_from_msg_hash(
             personal_sign_hash(message))
