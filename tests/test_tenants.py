@@ -141,6 +141,11 @@ def test_a_model_name_belongs_to_one_workspace(workspaces_server):
     assert _in(dave, b)("POST", create, json={"name": other}).status_code == 200
     assert _name_taken(_in(dave, b)("POST", f"{API}/registered-models/rename",
                                     json={"name": other, "new_name": model}))
+    # Hokusai's own registration, which creates a missing model, refuses it alike.
+    assert _in(admin, b)("POST", new_version, json={"name": other, "source": "s3://bucket/m"}
+                         ).status_code == 200
+    assert _name_taken(_in(admin, b)("POST", "/api/models/register", json={
+        "model_data": f"models:/{other}/1", "model_name": model}))
     # Nothing of a's model went to Dave, and b's kept its name.
     refused = _set_tag(_in(dave, a), model)
     assert refused.status_code == 403 and refused.json()["required_permission"] == "EDIT"

@@ -18,6 +18,7 @@ from mlflow.exceptions import MlflowException
 from mlflow_hokusai import mlflow_compat
 from mlflow_hokusai.errors import NotFound
 from mlflow_hokusai.plugins.auth import visibility
+from mlflow_hokusai.plugins.store.refusals import NameTaken
 
 STAGE_ALIASES = ("staging", "production", "archived")
 
@@ -30,6 +31,20 @@ def when(millis: int | None) -> datetime.datetime | None:
     if millis is None:
         return None
     return datetime.datetime.fromtimestamp(millis / 1000, tz=datetime.timezone.utc)
+
+
+def ensure_model(store, name: str, description: str | None = None) -> bool:
+    """Create the registered model unless this workspace has it; True if this
+    call made it. A name another workspace holds is refused (refusals.NameTaken)."""
+    try:
+        store.create_registered_model(name, description=description)
+        return True
+    except NameTaken:
+        raise
+    except MlflowException as exc:
+        if exc.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
+            raise
+        return False
 
 
 def _missing(exc: MlflowException) -> bool:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from mlflow.entities.model_registry import ModelVersionTag
-from mlflow.exceptions import MlflowException
 
 from mlflow_hokusai.plugins.auth.authorize import require
 from mlflow_hokusai.plugins.auth.resources import EDIT
@@ -74,11 +73,7 @@ def register(body: schemas.RegisterBody):
     require("registered_model", name, EDIT)  # creating one needs only `write`
     source = sources.resolve(body.model_data)
     store = registry.registry_store()
-    try:
-        store.create_registered_model(name)
-    except MlflowException as exc:
-        if exc.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
-            raise
+    registry.ensure_model(store, name)
     tags = {key: _tag_value(value) for key, value in body.metadata.items()}
     if body.model_type:
         tags["model_type"] = body.model_type

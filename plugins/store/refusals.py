@@ -40,6 +40,17 @@ class Refused(MlflowException):
         self.code = code
 
 
+class NameTaken(MlflowException):
+    """The model name is another workspace's (code ``model_name_taken``). Its own
+    class: callers that treat RESOURCE_ALREADY_EXISTS as "exists here" must not."""
+
+    def __init__(self, name: str):
+        super().__init__(
+            f"Registered model name '{name}' is taken in another workspace: on a Hokusai "
+            "server a model's name is unique across workspaces (its token and lineage are "
+            "keyed by it)", RESOURCE_ALREADY_EXISTS)
+
+
 def _translate(context) -> None:
     code = refused_code(context.original_exception)
     if code is not None:
@@ -53,10 +64,7 @@ def listen(engine) -> None:
 
 def _explain(session, code: str, name: str, version_tags: dict) -> MlflowException:
     if code == "model_name_taken":
-        return MlflowException(
-            f"Registered model name '{name}' is taken in another workspace: on a Hokusai "
-            "server a model's name is unique across workspaces (its token and lineage are "
-            "keyed by it)", RESOURCE_ALREADY_EXISTS)
+        return NameTaken(name)
     if code == "parent_version":
         return tags.invalid(f"Invalid {tags.PARENT_VERSION} {version_tags.get(tags.PARENT_VERSION)}"
                             f": must be an existing earlier version of model '{name}'")

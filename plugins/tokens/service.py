@@ -17,7 +17,7 @@ from mlflow_hokusai.plugins.auth.resources import EDIT, MANAGE
 from mlflow_hokusai.plugins.benchmarks import specs, verified
 from mlflow_hokusai.plugins.contributors.proof import address_verified
 from mlflow_hokusai.plugins.models.blueprint import hokusai
-from mlflow_hokusai.plugins.models.registry import registry_store, when
+from mlflow_hokusai.plugins.models.registry import ensure_model, registry_store, when
 from mlflow_hokusai.plugins.models.sources import resolve
 from mlflow_hokusai.plugins.store import deltaone, reader, tags
 from mlflow_hokusai.plugins.store.access import read
@@ -57,7 +57,7 @@ def register(body: schemas.RegisterTokenized) -> dict:
     source = resolve(body.model_uri)
     store = registry_store()
     benchmark = _benchmark(body)
-    created_model = _ensure_model(store, body.model_name, body.description)
+    created_model = ensure_model(store, body.model_name, body.description)
     version_tags = {**(body.tags or {}), tags.TOKEN_ID: body.token_id,
                     tags.BENCHMARK_METRIC: body.metric_name,
                     tags.BENCHMARK_VALUE: repr(body.baseline_value),
@@ -94,17 +94,6 @@ def _benchmark(body: schemas.RegisterTokenized) -> dict | None:
     principal = current_principal()
     return specs.prepare(body.token_id.lower(), body.benchmark,
                          principal.username if principal else None)
-
-
-def _ensure_model(store, name: str, description: str | None) -> bool:
-    """Create the registered model unless it exists; True if this call made it."""
-    try:
-        store.create_registered_model(name, description=description)
-        return True
-    except MlflowException as error:
-        if error.error_code != _ALREADY_EXISTS:
-            raise
-        return False
 
 
 # -- lookups -----------------------------------------------------------------------
