@@ -337,3 +337,34 @@ def test_scorer_frame_is_its_records_in_the_signature_order():
         pd.testing.assert_frame_equal(frame, pd.DataFrame.from_records(records)[names])
     with pytest.raises(KeyError):  # a column no record has (the worker answers 400)
         scorer.frame([{"a": 1, "c": "x"}])
+
+
+def test_a_crash_is_recorded_with_the_status_it_leaves(tmp_path):
+    """The restart count and the status change in one write: a reader never sees
+    the new restart beside "ready" and the dead worker's address."""
+    import types
+
+    from mlflow_hokusai.plugins.serving.store import READY, STARTING, Deployment
+    from mlflow_hokusai.plugins.serving.supervisor import Replica, Running, Supervisor
+
+    class Process:
+        def __init__(self, code):
+            self.code = code
+
+        def poll(self):
+            return self.code
+
+    updates = []
+    store = types.SimpleNamespace(update=lambda deployment_id, **values: updates.append(values))
+    settings = types.SimpleNamespace(serving_max_restarts=1, serving_start_timeout_seconds=60,
+                                     serving_timeout_seconds=10, serving_memory_mb=512)
+    supervisor = Supervisor(store, settings, tmp_path, resolve=lambda row: 1, clock=lambda: 0.0)
+    supervisor._spawn = lambda *args: Replica(Process(None), "127.0.0.1:2", tmp_path / "new.log",
+                                              0.0)
+    (tmp_path / "old.log").write_text("boom\n")
+    row = Deployment("d1", "m", 1, None, 1, 1, READY, None, "127.0.0.1:1", None, None, 0,
+                     None, 0, 0)
+    running = Running(1, [Replica(Process(3), "127.0.0.1:1", tmp_path / "old.log", 0.0, True)])
+    supervisor._watch(row, running)
+    assert updates == [{"status": STARTING, "endpoints": None, "restarts": 1,
+                        "reason": "worker exited with code 3: boom"}]

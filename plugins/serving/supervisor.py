@@ -170,6 +170,7 @@ class Supervisor:
         return Replica(process, address, log, self.clock())
 
     def _watch(self, row, running: Running) -> None:
+        crashed: dict = {}  # written with the status: never "ready" beside a new restart
         for index, replica in enumerate(running.replicas):
             code: int | str | None = replica.process.poll()
             if code is None:
@@ -192,14 +193,14 @@ class Supervisor:
                 self._fail(row, reason, restarts=restarts)
                 return
             row = dataclasses.replace(row, restarts=restarts)
-            self.store.update(row.id, restarts=restarts, reason=reason[:1000])
+            crashed = {"restarts": restarts, "reason": reason[:1000]}
             home = replica.log.parent
             running.replicas[index] = self._spawn(home, home / "model",
                                                   _existing(home / "background.parquet"), index)
         endpoints = ",".join(r.address for r in running.replicas if r.ready) or None
         status = READY if endpoints else STARTING
-        if (row.status, row.endpoints) != (status, endpoints):
-            self.store.update(row.id, status=status, endpoints=endpoints)
+        if crashed or (row.status, row.endpoints) != (status, endpoints):
+            self.store.update(row.id, status=status, endpoints=endpoints, **crashed)
 
     def _pings(self, replica: Replica) -> bool:
         try:
