@@ -32,7 +32,8 @@ set_model(Echo())
 def echo_model(tmp_path_factory):
     folder = tmp_path_factory.mktemp("echo")
     (folder / "echo.py").write_text(MODEL)
-    mlflow.pyfunc.save_model(str(folder / "model"), python_model=str(folder / "echo.py"))
+    mlflow.pyfunc.save_model(str(folder / "model"), python_model=str(folder / "echo.py"),
+                             pip_requirements=[])
     return folder / "model"
 
 
@@ -62,7 +63,8 @@ def test_a_model_past_the_memory_limit_is_refused(tmp_path, mode):
     import shutil
 
     (tmp_path / "hungry.py").write_text(HUNGRY)
-    mlflow.pyfunc.save_model(str(tmp_path / "model"), python_model=str(tmp_path / "hungry.py"))
+    mlflow.pyfunc.save_model(str(tmp_path / "model"), python_model=str(tmp_path / "hungry.py"),
+                             pip_requirements=[])
 
     def run(memory_mb):
         return sandbox.predict(lambda target: shutil.copytree(tmp_path / "model", target,

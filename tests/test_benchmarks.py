@@ -57,10 +57,14 @@ def _log(server, api, experiment: str, models: dict,
         mlflow.set_experiment(experiment)
         with mlflow.start_run() as run:
             for name, model in models.items():
+                # pip_requirements=[] here and wherever the suite logs a model: the
+                # server never installs a model's requirements, and MLflow infers
+                # them by loading the model in a Python process of its own (5 s).
                 if isinstance(model, str):
-                    info = mlflow.pyfunc.log_model(name=name, python_model=model)
+                    info = mlflow.pyfunc.log_model(name=name, python_model=model,
+                                                   pip_requirements=[])
                 else:
-                    info = mlflow.sklearn.log_model(model, name=name)
+                    info = mlflow.sklearn.log_model(model, name=name, pip_requirements=[])
                 uris[name] = info.model_uri
             for path, local in (artifacts or {}).items():
                 mlflow.log_artifact(local, artifact_path=path)

@@ -42,13 +42,13 @@ def setup(request, tmp_path_factory):
     try:
         mlflow.set_experiment(name)
         with mlflow.start_run() as run:
-            info = mlflow.sklearn.log_model(classifier, name="model")
+            info = mlflow.sklearn.log_model(classifier, name="model", pip_requirements=[])
             mlflow.register_model(info.model_uri, f"{name}-cls")
             csv = tmp_path_factory.mktemp("data") / "classes.csv"
             classes.to_csv(csv, index=False)
             mlflow.log_artifact(str(csv), artifact_path="data")
         with mlflow.start_run():
-            info = mlflow.sklearn.log_model(regressor, name="model")
+            info = mlflow.sklearn.log_model(regressor, name="model", pip_requirements=[])
             mlflow.register_model(info.model_uri, f"{name}-reg")
     finally:
         mlflow.set_tracking_uri(None)

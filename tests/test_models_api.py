@@ -42,7 +42,7 @@ def registry(request, tmp_path_factory):
             with mlflow.start_run() as run:
                 mlflow.log_metrics(metrics)
                 model = LogisticRegression().fit(features, [0, 0, 1, 1])
-                info = mlflow.sklearn.log_model(model, name="model")
+                info = mlflow.sklearn.log_model(model, name="model", pip_requirements=[])
                 mlflow.register_model(info.model_uri, name)
                 runs.append(run.info.run_id)
         local = mlflow.artifacts.download_artifacts(

@@ -80,7 +80,7 @@ def ref(uvicorn_sqlite, tmp_path_factory):
                 mlflow.log_metrics({"accuracy": accuracy, "train_loss": 0.05, "val_loss": 0.07})
                 mlflow.log_input(mlflow.data.from_pandas(frame, name="customer_data_v2"),
                                  context="train")
-                info = mlflow.sklearn.log_model(model, name="model",
+                info = mlflow.sklearn.log_model(model, name="model", pip_requirements=[],
                                                 signature=infer_signature(features))
                 mlflow.register_model(info.model_uri, name)
                 csv = tmp_path_factory.mktemp("ref") / "customers.csv"

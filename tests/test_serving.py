@@ -66,7 +66,7 @@ def setup(tmp_path_factory):
         for kind in ("probe", "crash"):
             with mlflow.start_run():
                 info = mlflow.pyfunc.log_model(
-                    name="model", python_model=str(MODELS / f"{kind}.py"),
+                    name="model", python_model=str(MODELS / f"{kind}.py"), pip_requirements=[],
                     signature=infer_signature(probe_input, ["clean"]))
                 mlflow.register_model(info.model_uri, f"{name}-{kind}")
     finally:

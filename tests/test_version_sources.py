@@ -30,7 +30,7 @@ def logged(each_server_kind, monkeypatch):
         experiment = mlflow.set_experiment(f"sources-{tag}").experiment_id
         with mlflow.start_run() as run:
             info = mlflow.sklearn.log_model(LinearRegression().fit([[0], [1]], [0, 1]),
-                                            name="model",
+                                            name="model", pip_requirements=[],
                                             registered_model_name=f"alice-model-{tag}")
     finally:
         mlflow.set_tracking_uri(None)

@@ -79,7 +79,7 @@ def save(program_and_lm, path) -> None:
 
     program, model = program_and_lm
     with dspy.context(lm=model):
-        mlflow.dspy.save_model(program, str(path))
+        mlflow.dspy.save_model(program, str(path), pip_requirements=[])
 
 
 def log(program_and_lm, registered_model_name: str):
@@ -88,5 +88,5 @@ def log(program_and_lm, registered_model_name: str):
 
     program, model = program_and_lm
     with dspy.context(lm=model):
-        return mlflow.dspy.log_model(program, name="program",
+        return mlflow.dspy.log_model(program, name="program", pip_requirements=[],
                                      registered_model_name=registered_model_name)

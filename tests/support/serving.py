@@ -55,7 +55,9 @@ def log_training_data(server, run, frame, scratch: Path) -> None:
 
 
 def log_model(model, frame, name, **kwargs):
+    # No requirements: the server never installs them, and inferring them loads
+    # the model in a Python process of MLflow's (about 5 s a model).
     info = mlflow.sklearn.log_model(model, name="model", input_example=frame[:3],
                                     signature=infer_signature(frame, model.predict(frame)),
-                                    **kwargs)
+                                    pip_requirements=[], **kwargs)
     return mlflow.register_model(info.model_uri, name)
