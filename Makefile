@@ -89,9 +89,9 @@ bench: $(VENV)/.installed-test
 # setup.cfg declares (README: MLflow compatibility).
 MLFLOW_VERSION ?= 3.17.2
 COMPAT_VENV ?= .venv-mlflow-$(MLFLOW_VERSION)
-COMPAT_SMOKE ?= tests/test_version_owners.py \
-	"tests/test_registry_index.py::test_owners_are_recorded_and_readable" \
-	tests/test_run_principal.py
+COMPAT_SMOKE ?= tests/plugins/store/test_version_owners.py \
+	"tests/plugins/store/test_registry_index.py::test_owners_are_recorded_and_readable" \
+	tests/plugins/store/test_run_principal.py
 
 compat-env: $(COMPAT_VENV)/.installed
 
@@ -101,12 +101,12 @@ $(COMPAT_VENV)/.installed: setup.cfg pyproject.toml entry_points.txt
 	touch $@
 
 test-compat: compat-env
-	$(COMPAT_VENV)/bin/pytest -q tests/test_mlflow_compat.py $(COMPAT_SMOKE)
+	$(COMPAT_VENV)/bin/pytest -q tests/core/test_mlflow_compat.py $(COMPAT_SMOKE)
 
 # The suite from a plain (non-editable) install of this checkout, in a virtual
 # environment of its own, as a packager would run it: the tests come from the
 # checkout, the package from site-packages (setup.cfg's --import-mode=append).
-# `make test-installed INSTALLED_TESTS=tests/test_units.py` runs a part of it.
+# `make test-installed INSTALLED_TESTS=tests/plugins/auth/test_units.py` runs a part of it.
 INSTALLED_VENV ?= .venv-installed
 INSTALLED_TESTS ?=
 

@@ -3,7 +3,7 @@
 This module is the only place that imports a private MLflow name (one with a
 leading underscore), spells one of the private environment variables
 ``mlflow server`` exports to its workers, overrides a private store method, or
-knows MLflow's table and column names. tests/test_mlflow_compat.py holds the
+knows MLflow's table and column names. tests/core/test_mlflow_compat.py holds the
 contract: one assertion per symbol and behaviour used here, each saying what to
 port; its fence test fails on any such use elsewhere in the tree. Porting to a
 new MLflow minor release means: run ``make test-compat MLFLOW_VERSION=x.y.z``,

@@ -10,7 +10,7 @@ limiter, the audit trail and the metrics all read that one decision.
 
 A route the table cannot classify (one a newer MLflow added, which nobody has
 judged yet) is served to nobody: ``Route.classified`` is false and the gate
-refuses it. tests/test_route_coverage.py fails on such a route.
+refuses it. tests/e2e/test_route_coverage.py fails on such a route.
 """
 
 from __future__ import annotations

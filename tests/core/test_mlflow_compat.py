@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from mlflow_hokusai import mlflow_compat as compat
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 COMPAT = ROOT / "mlflow_hokusai" / "mlflow_compat.py"
 PORT = "port mlflow_hokusai/mlflow_compat.py"
 

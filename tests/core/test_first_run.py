@@ -24,7 +24,7 @@ from click.testing import CliRunner
 from mlflow_hokusai import cli, serve
 from tests.support.servers import free_port
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 KEY = re.compile(r"\|\s+(hk_live_[0-9A-Za-z]+)\s+\|")
 
 

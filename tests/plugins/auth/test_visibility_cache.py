@@ -1,6 +1,6 @@
 """A private server's searches decide from the permission caches when these
 hold every experiment named (no query of their own), and ask the database
-otherwise (in-process; the end-to-end behaviour: tests/test_visibility.py)."""
+otherwise (in-process; the end-to-end behaviour: tests/plugins/auth/test_visibility.py)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Per-resource permissions on an experiment's other children (traces and their
 tags and assessments, evaluation datasets, label schemas, review queues,
 issues, scorers, metric-history bulk reads, promptlab runs), on the shared
-servers of tests/test_permissions.py (uvicorn + SQLite, gunicorn + PostgreSQL):
+servers of tests/plugins/auth/test_permissions.py (uvicorn + SQLite, gunicorn + PostgreSQL):
 the owner succeeds, another principal is refused, an EDIT grant lets it write
 but not delete."""
 
