@@ -8,8 +8,8 @@ import json
 import uuid
 
 import pytest
-import requests
 
+from tests.support.callers import Http
 from tests.support.hokusai_servers import SERVER_KINDS
 
 HUGE = str(2 ** 64)
@@ -34,15 +34,10 @@ def refused(response, status=None):
     return body
 
 
-class Client:
+class Client(Http):
     def __init__(self, server, scopes):
+        super().__init__(server.url, {"X-API-Key": server.create_key(scopes)})
         self.server = server
-        self.headers = {"X-API-Key": server.create_key(scopes)}
-
-    def __call__(self, method, path, **kwargs):
-        headers = {**self.headers, **kwargs.pop("headers", {})}
-        return requests.request(method, self.server.url + path, headers=headers, timeout=60,
-                                **kwargs)
 
 
 @pytest.fixture(scope="module", params=SERVER_KINDS)

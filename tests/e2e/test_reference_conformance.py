@@ -453,7 +453,7 @@ def test_token_bound_by_plain_set_tag_reports_its_baseline(request, kind):
     assert [v["version"] for v in after["versions"]] == [1, 2]
 
 
-# -- the references' DSPy executor (issue 19; its behaviour: tests/plugins/dspy/test_dspy.py) ----------
+# -- the references' DSPy executor (issue 19; its behaviour: tests/plugins/dspy/test_dspy.py) --
 
 def test_dspy_routes_answer_in_the_references_shapes(ref):
     call = ref["call"]

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import mlflow
 import pandas as pd
-import requests
 from mlflow.models import infer_signature
+
+from tests.support.callers import Http
 
 DEADLINE = 240  # seconds a deployment may take to change state on this shared machine
 
@@ -18,14 +19,10 @@ def features_frame(features, prefix="f") -> pd.DataFrame:
     return pd.DataFrame(features, columns=[f"{prefix}{i}" for i in range(features.shape[1])])
 
 
-class Api:
+class Api(Http):
     def __init__(self, server, key):
-        self.url = server.url + "/api"
-        self.headers = {"X-API-Key": key}
-
-    def __call__(self, method, path, **kwargs):
-        return requests.request(method, self.url + path, headers=self.headers, timeout=120,
-                                **kwargs)
+        super().__init__(server.url + "/api", {"X-API-Key": key}, timeout=120)
+        self.url = self.base_url
 
     def wait(self, deployment_id, until):
         deadline = time.monotonic() + DEADLINE

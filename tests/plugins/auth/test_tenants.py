@@ -33,21 +33,15 @@ def _in(caller: Caller, workspace: str):
     return call
 
 
-class HeaderCaller(Caller):
-    def __call__(self, method, path, headers=None, **kwargs):
-        return requests.request(method, self.url + path, timeout=60,
-                                headers={"X-API-Key": self.key, **(headers or {})}, **kwargs)
-
-
 def test_a_key_bound_to_one_workspace_stays_in_it(workspaces_server):
     tag = uuid.uuid4().hex[:6]
     a, b = f"team-a-{tag}", f"team-b-{tag}"
-    admin = HeaderCaller(workspaces_server, workspaces_server.admin_key)
+    admin = Caller(workspaces_server, workspaces_server.admin_key)
     for name in (a, b):
         response = admin("POST", "/api/3.0/mlflow/workspaces", json={"name": name})
         assert response.status_code == 201, response.text
     key = workspaces_server.create_key("read,write", owner=f"alice-{tag}", workspaces=a)
-    alice = HeaderCaller(workspaces_server, key)
+    alice = Caller(workspaces_server, key)
     in_a, in_b = _in(alice, a), _in(alice, b)
 
     created = in_a("POST", f"{API}/experiments/create", json={"name": f"exp-{tag}"})
@@ -80,7 +74,7 @@ def test_a_key_bound_to_one_workspace_stays_in_it(workspaces_server):
 
 
 def _workspaces(server, tag: str) -> tuple[str, str]:
-    admin = HeaderCaller(server, server.admin_key)
+    admin = Caller(server, server.admin_key)
     names = (f"team-a-{tag}", f"team-b-{tag}")
     for name in names:
         response = admin("POST", "/api/3.0/mlflow/workspaces", json={"name": name})
@@ -88,8 +82,8 @@ def _workspaces(server, tag: str) -> tuple[str, str]:
     return names
 
 
-def _principal(server, name: str, workspaces: str) -> HeaderCaller:
-    return HeaderCaller(server, server.create_key("read,write", owner=name,
+def _principal(server, name: str, workspaces: str) -> Caller:
+    return Caller(server, server.create_key("read,write", owner=name,
                                                   workspaces=workspaces))
 
 
@@ -130,7 +124,7 @@ def test_a_model_name_belongs_to_one_workspace(workspaces_server):
     alice = _principal(workspaces_server, f"alice-{tag}", both)
     dave = _principal(workspaces_server, f"dave-{tag}", both)
     # Versions from a source only an admin may name (version sources are judged).
-    admin = HeaderCaller(workspaces_server, workspaces_server.admin_key)
+    admin = Caller(workspaces_server, workspaces_server.admin_key)
     create, new_version = f"{API}/registered-models/create", f"{API}/model-versions/create"
     assert _in(alice, a)("POST", create, json={"name": model}).status_code == 200
     assert _in(admin, a)("POST", new_version, json={"name": model, "source": "s3://bucket/m"}

@@ -20,17 +20,14 @@ from mlflow import MlflowClient
 from mlflow_hokusai.db.engine import get_engine, to_sqlalchemy_url
 from mlflow_hokusai.db.schema import audit_log, owners
 from tests.support import dspy_programs
+from tests.support.callers import Http
 from tests.support.hokusai_servers import start_server
 
 
-class Api:
+class Api(Http):
     def __init__(self, server, key=None):
-        self.url = server.url + "/api"
-        self.headers = {"X-API-Key": key} if key else {}
-
-    def __call__(self, method, path, **kwargs):
-        return requests.request(method, self.url + path, headers=self.headers, timeout=300,
-                                **kwargs)
+        super().__init__(server.url + "/api", {"X-API-Key": key} if key else {}, timeout=300)
+        self.url = self.base_url
 
     def execute(self, program_id, inputs, **body):
         return self("POST", "/v1/dspy/execute",
