@@ -43,6 +43,7 @@ def test_make_serve_installs_what_serving_needs_only(tmp_path):
     plan = subprocess.run(["make", "--no-print-directory", "-n", "serve", f"VENV={venv}"],
                           cwd=ROOT, check=True, capture_output=True, text=True).stdout
     installs = [line for line in plan.splitlines() if " install " in line]
-    assert f"{venv}/bin/pip install -e ." in installs, plan
+    uv = f"{venv}/bin/uv pip install --compile-bytecode --python {venv}/bin/python"
+    assert f"{uv} -e ." in installs, plan
     assert not any("[" in line for line in installs), installs
     assert plan.splitlines()[-1].startswith(f"{venv}/bin/hokusai serve "), plan
