@@ -22,7 +22,7 @@ import logging
 
 import flask
 
-from mlflow_hokusai import mlflow_compat
+from mlflow_hokusai import mlflow_compat, signals
 from mlflow_hokusai.errors import BadRequest, NotFound, PermissionDenied
 from mlflow_hokusai.pipeline import current_context, request_context
 from mlflow_hokusai.plugins.auth.authorize import RANK, require
@@ -168,10 +168,16 @@ def changed_model(response) -> tuple[str | None, str | None] | None:
     return None
 
 
-def follow_model_changes(response):
-    """After-request hook: a deleted registered model's grants go with it, a
-    renamed one's follow it; a later model of the same name starts clean."""
+def announce_model_changes(response):
+    """After-request hook: tell the plugins (``signals.model_changed``) that this
+    request deleted or renamed a registered model."""
     changed = changed_model(response)
-    if changed:
-        _hokusai().authorizer.grants.rename(_workspace(), "registered_model", *changed)
+    if changed and changed[0]:
+        signals.model_changed.send(_hokusai(), name=changed[0], new_name=changed[1])
     return response
+
+
+def follow_model_changes(sender, name: str, new_name: str | None) -> None:
+    """A deleted registered model's grants go with it, a renamed one's follow
+    it; a later model of the same name starts clean."""
+    _hokusai().authorizer.grants.rename(_workspace(), "registered_model", name, new_name)

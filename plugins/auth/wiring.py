@@ -6,6 +6,7 @@ Flask."""
 import flask
 from mlflow.environment_variables import MLFLOW_ENABLE_WORKSPACES
 
+from mlflow_hokusai import signals
 from mlflow_hokusai.pipeline import current_principal
 from mlflow_hokusai.plugins.auth import api, grants_api, visibility
 from mlflow_hokusai.plugins.auth.authorize import Authorizer
@@ -34,6 +35,7 @@ def init_app(flask_app: flask.Flask, hokusai) -> None:
     hokusai.pipeline.add(hokusai.authorizer.native_step, order=20)
     flask_app.register_blueprint(api.blueprint)
     flask_app.register_blueprint(grants_api.blueprint)
-    flask_app.after_request(grants_api.follow_model_changes)
+    flask_app.after_request(grants_api.announce_model_changes)
+    hokusai.connect(signals.model_changed, grants_api.follow_model_changes)
     flask_app.before_request(_hand_principal_to_mlflow)
     flask_app.before_request(hokusai.authorizer.flask_hook)

@@ -4,6 +4,8 @@ measuring a version on it in the sandbox, and which values are verified."""
 from __future__ import annotations
 
 from mlflow_hokusai import signals
+from mlflow_hokusai.db import model_rows
+from mlflow_hokusai.db.schema import verified_values
 from mlflow_hokusai.plugins.auth import resources
 from mlflow_hokusai.routes import Access
 
@@ -17,5 +19,5 @@ def init_app(flask_app, hokusai) -> None:
                            Access("registered_model", resources.EDIT, "name"))
     # The token routes name a token, not a model: their views check (MANAGE / READ).
     hokusai.connect(signals.benchmark_tag_set, hooks.on_tag_set)
-    flask_app.after_request(hooks.follow_model_changes)
+    hokusai.connect(signals.model_changed, model_rows.follower(verified_values))
     flask_app.register_blueprint(blueprint)

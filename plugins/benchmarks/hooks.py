@@ -12,7 +12,6 @@ import flask
 
 from mlflow_hokusai import signals
 from mlflow_hokusai.pipeline import current_principal
-from mlflow_hokusai.plugins.auth.grants_api import changed_model
 from mlflow_hokusai.plugins.auth.scopes import vouches
 from mlflow_hokusai.plugins.benchmarks import measure, verified
 from mlflow_hokusai.plugins.store import reader
@@ -48,13 +47,3 @@ def on_tag_set(store, *, model_name: str, version: int, value: float) -> None:
         signals.contribution_recorded.send(
             "hokusai.benchmarks", event="value_superseded", **event,
             data={"old_value": previous, "new_value": value, "verified": False})
-
-
-def follow_model_changes(response):
-    """After-request hook: a deleted registered model's verified values go with
-    it (a later model of the same name must not inherit them), a renamed one's
-    follow it. (Version numbers are never reused within a model.)"""
-    changed = changed_model(response)
-    if changed:
-        verified.rename(flask.current_app.extensions["hokusai"].engine, *changed)
-    return response

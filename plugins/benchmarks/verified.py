@@ -29,16 +29,6 @@ def record(engine, name: str, version: int, value: float, source: str, **facts) 
     return previous
 
 
-def rename(engine, name: str | None, new_name: str | None) -> None:
-    """Move a model's values to ``new_name``; without one, delete them."""
-    if not name:
-        return
-    rows = W.c.model_name == name
-    with engine.begin() as connection:
-        connection.execute(sa.update(W).where(rows).values(model_name=new_name) if new_name
-                           else sa.delete(W).where(rows))
-
-
 def latest(engine, name: str, versions) -> dict[int, float]:
     with engine.connect() as connection:
         return _latest(connection, name, versions)

@@ -8,6 +8,9 @@ from mlflow_hokusai.plugins.auth.scopes import ADMIN
 
 
 def init_app(flask_app, hokusai) -> None:
+    from mlflow_hokusai import signals
+    from mlflow_hokusai.db import model_rows
+    from mlflow_hokusai.db.schema import contributor_claims
     from mlflow_hokusai.plugins.contributors import api, proof
     from mlflow_hokusai.plugins.contributors.links import Links
 
@@ -15,5 +18,6 @@ def init_app(flask_app, hokusai) -> None:
     hokusai.contributor_links = Links(hokusai.engine, settings.public_url,
                                       settings.contributor_challenge_minutes)
     proof.configure(hokusai.contributor_links, settings.require_proven_contributors)
+    hokusai.connect(signals.model_changed, model_rows.follower(contributor_claims))
     hokusai.routes.add_rule({"DELETE"}, r"/api/contributors/links/.*", ADMIN)
     flask_app.register_blueprint(api.blueprint)

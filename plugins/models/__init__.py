@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import importlib
 
+from mlflow_hokusai import signals
+from mlflow_hokusai.db import model_rows
+from mlflow_hokusai.db.schema import predictions as prediction_counts
 from mlflow_hokusai.plugins.auth.resources import EDIT, MANAGE, READ
 from mlflow_hokusai.plugins.models.predictions import PredictionStore
 from mlflow_hokusai.routes import Access
@@ -42,4 +45,5 @@ def init_app(flask_app, hokusai) -> None:
     hokusai.routes.add_rule({"POST"}, r"(?:/api)?/models/evaluate",
                             hokusai.settings.evaluation_scope)
     hokusai.predictions = PredictionStore(hokusai.engine)
+    hokusai.connect(signals.model_changed, model_rows.follower(prediction_counts))
     flask_app.register_blueprint(blueprint)

@@ -38,6 +38,8 @@ class Monitoring:
 
 def init_app(flask_app, hokusai) -> None:
     from mlflow_hokusai import signals
+    from mlflow_hokusai.db import model_rows
+    from mlflow_hokusai.db.schema import drift_checks, drift_results, monitored_predictions
     from mlflow_hokusai.plugins.auth.scopes import READ
     from mlflow_hokusai.plugins.monitoring.checks import Checks
     from mlflow_hokusai.plugins.monitoring.outcomes import Outcomes
@@ -51,6 +53,8 @@ def init_app(flask_app, hokusai) -> None:
     hokusai.routes.add_rule({"POST"}, r"(?:/api)?/v1/monitoring/[^/]+/feedback", READ)
     outcomes = Outcomes(hokusai.engine)
     hokusai.connect(signals.prediction_served, outcomes.on_prediction)
+    hokusai.connect(signals.model_changed, model_rows.follower(
+        monitored_predictions, drift_checks, drift_results))
     checks = Checks(hokusai)
     hokusai.monitoring = Monitoring(outcomes, checks)
     supervisor = hokusai.serving.supervisor

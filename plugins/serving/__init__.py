@@ -45,6 +45,9 @@ def serving_dir(settings, database_uri: str) -> Path:
 
 
 def init_app(flask_app, hokusai) -> None:
+    from mlflow_hokusai import signals
+    from mlflow_hokusai.db import model_rows
+    from mlflow_hokusai.db.schema import batch_jobs, deployments, prediction_samples
     from mlflow_hokusai.plugins.auth.scopes import READ
     from mlflow_hokusai.plugins.serving import resolve
     from mlflow_hokusai.plugins.serving.batch import BatchJobs
@@ -82,5 +85,9 @@ def init_app(flask_app, hokusai) -> None:
             lambda row: resolve.version_of(row.model_name, row.version, row.alias),
             ticks=(expire_samples, jobs.tick))
         supervisor.start()
+    # A deleted model's deployments go (the supervisor stops their workers at its
+    # next round); a renamed one's keep serving under the new name.
+    hokusai.connect(signals.model_changed,
+                    model_rows.follower(deployments, batch_jobs, prediction_samples))
     hokusai.serving = Serving(store, lookup, client, log, supervisor, jobs)
     flask_app.register_blueprint(blueprint)
