@@ -6,14 +6,19 @@ deployments and drift reports."""
 
 from __future__ import annotations
 
+import logging
+
 import sqlalchemy as sa
+
+_logger = logging.getLogger(__name__)
 
 
 def follow(engine: sa.engine.Engine, tables, name: str | None, new_name: str | None) -> None:
     """Move the rows of ``tables`` (each with a ``model_name`` column) from
     ``name`` to ``new_name``, or delete them when there is no new name; one
-    transaction for all."""
-    if not name:
+    transaction for all. A rename to the same name (MLflow answers it 200)
+    moves nothing."""
+    if not name or name == new_name:
         return
     with engine.begin() as connection:
         for table in tables:
@@ -34,6 +39,12 @@ def follower(*tables: sa.Table):
     object) that makes the rows of ``tables`` follow the model."""
 
     def follow_model(sender, name: str, new_name: str | None) -> None:
-        follow(sender.engine, tables, name, new_name)
+        # MLflow's change is committed by now: a failure here must neither answer
+        # it 500 nor keep the other plugins' rows from following.
+        try:
+            follow(sender.engine, tables, name, new_name)
+        except Exception:
+            _logger.exception("Rows of %s did not follow model %r (to %r)",
+                              ", ".join(table.name for table in tables), name, new_name)
 
     return follow_model

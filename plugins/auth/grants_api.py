@@ -172,7 +172,7 @@ def announce_model_changes(response):
     """After-request hook: tell the plugins (``signals.model_changed``) that this
     request deleted or renamed a registered model."""
     changed = changed_model(response)
-    if changed and changed[0]:
+    if changed and changed[0] and changed[0] != changed[1]:
         signals.model_changed.send(_hokusai(), name=changed[0], new_name=changed[1])
     return response
 

@@ -61,6 +61,10 @@ def test_rows_follow_a_renamed_model_and_go_with_a_deleted_one(team):
     none = {table.name: 0 for table in _rows()}
     assert _count(engine, name) == everything
 
+    # MLflow answers a rename to the same name 200: it must move (or drop) nothing.
+    owner.ok("POST", f"{API}/registered-models/rename", json={"name": name, "new_name": name})
+    assert _count(engine, name) == everything
+
     owner.ok("POST", f"{API}/registered-models/rename", json={"name": name, "new_name": renamed})
     assert _count(engine, name) == none
     assert _count(engine, renamed) == everything
