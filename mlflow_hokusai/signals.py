@@ -78,7 +78,9 @@ benchmark_tag_set = _signals.signal("benchmark-tag-set")
 #: answered), ``user``: once per prediction request to a deployment (plugins.serving).
 #: plugins.monitoring records them for its performance report and feedback.
 prediction_served = _signals.signal("prediction-served")
-#: ``name``, ``new_name`` (None: deleted): a registered model was deleted or renamed
-#: through MLflow's API (sent after MLflow's change, in its request). Whatever a
-#: plugin keeps under the name follows it (mlflow_hokusai.db.model_rows).
+#: ``session``, ``name``, ``new_name`` (None: deleted; never ``name``): a registered
+#: model is being deleted or renamed, sent by the registry store in MLflow's write
+#: transaction (``session``, MLflow's SQLAlchemy session). Whatever a plugin keeps
+#: under the name follows it (mlflow_hokusai.db.model_rows); a receiver that raises
+#: rolls MLflow's change back.
 model_changed = _signals.signal("model-changed")

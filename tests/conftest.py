@@ -174,3 +174,15 @@ def chromium():
 
     with launch() as browser:
         yield browser
+
+
+@pytest.fixture
+def mlflow_store_builders_restored():
+    """The store plugin registers its builders in MLflow's process-wide store
+    registries: later tests' MLflow clients in this process must get MLflow's
+    own stores again."""
+    from mlflow_hokusai import mlflow_compat
+
+    restore = mlflow_compat.snapshot_store_builders()
+    yield
+    restore()

@@ -2,49 +2,78 @@
 renamed model's rows move to its new name, a deleted model's rows go with it.
 A later model of that name (another principal's, perhaps in another workspace)
 must start with none of them: they hold the earlier model's prediction inputs,
-deployments and drift reports."""
+deployments and drift reports.
+
+The registry store sends ``signals.model_changed`` inside MLflow's own write
+transaction (plugins/store/registry.py). When Hokusai's tables share MLflow's
+database, as they do unless HOKUSAI_DATABASE_URI names another, the rows move
+in that transaction: MLflow's change and theirs commit together or not at all,
+and a concurrent rename to the freed name waits for both. In another database
+they move once MLflow's transaction has committed.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import sqlalchemy as sa
+from sqlalchemy import event
 
 _logger = logging.getLogger(__name__)
 
 
-def follow(engine: sa.engine.Engine, tables, name: str | None, new_name: str | None) -> None:
+def follow(connection, tables, name: str, new_name: str | None) -> None:
     """Move the rows of ``tables`` (each with a ``model_name`` column) from
-    ``name`` to ``new_name``, or delete them when there is no new name; one
-    transaction for all. A rename to the same name (MLflow answers it 200)
-    moves nothing."""
-    if not name or name == new_name:
+    ``name`` to ``new_name``, or delete them when there is no new name."""
+    for table in tables:
+        column = table.c.model_name
+        if new_name:
+            # Rows already under the new name can only be left over from a model
+            # deleted outside the server: stale, and in the way of a one-row-per-model
+            # key (drift checks).
+            connection.execute(sa.delete(table).where(column == new_name))
+            connection.execute(sa.update(table).where(column == name)
+                               .values(model_name=new_name))
+        else:
+            connection.execute(sa.delete(table).where(column == name))
+
+
+def _same_database(session, engine: sa.engine.Engine) -> bool:
+    return session.get_bind().url == engine.url
+
+
+def alongside(session, engine: sa.engine.Engine, work: Callable[[sa.engine.Connection], None],
+              what: str, then: Callable[[], None] | None = None) -> None:
+    """Run ``work`` on Hokusai's database (``engine``) with MLflow's write
+    transaction (``session``): in it when both are one database, so that a
+    failure rolls MLflow's change back too; else after its commit, where a
+    failure is logged (MLflow's change stands). ``then`` runs after the commit."""
+    if _same_database(session, engine):
+        work(session.connection())
+        if then is not None:
+            event.listen(session, "after_commit", lambda _: then(), once=True)
         return
-    with engine.begin() as connection:
-        for table in tables:
-            column = table.c.model_name
-            if new_name:
-                # Rows already under the new name can only be left over from a model
-                # deleted before its rows followed it: stale, and in the way of a
-                # one-row-per-model key (drift checks).
-                connection.execute(sa.delete(table).where(column == new_name))
-                connection.execute(sa.update(table).where(column == name)
-                                   .values(model_name=new_name))
-            else:
-                connection.execute(sa.delete(table).where(column == name))
 
-
-def follower(*tables: sa.Table):
-    """A receiver of ``signals.model_changed`` (sent by the app's ``Hokusai``
-    object) that makes the rows of ``tables`` follow the model."""
-
-    def follow_model(sender, name: str, new_name: str | None) -> None:
-        # MLflow's change is committed by now: a failure here must neither answer
-        # it 500 nor keep the other plugins' rows from following.
+    def after_commit(_session) -> None:
         try:
-            follow(sender.engine, tables, name, new_name)
+            with engine.begin() as connection:
+                work(connection)
         except Exception:
-            _logger.exception("Rows of %s did not follow model %r (to %r)",
-                              ", ".join(table.name for table in tables), name, new_name)
+            _logger.exception("%s did not follow the model's change", what)
+        if then is not None:
+            then()
+
+    event.listen(session, "after_commit", after_commit, once=True)
+
+
+def follower(hokusai, *tables: sa.Table):
+    """A receiver of ``signals.model_changed`` that makes the rows of ``tables``
+    (in ``hokusai``'s database) follow the model."""
+
+    def follow_model(sender, session, name: str, new_name: str | None) -> None:
+        alongside(session, hokusai.engine,
+                  lambda connection: follow(connection, tables, name, new_name),
+                  f"Rows of {', '.join(table.name for table in tables)} of model {name!r}")
 
     return follow_model

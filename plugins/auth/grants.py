@@ -88,17 +88,17 @@ class Grants:
         self._cache.drop((workspace, resource_type, str(resource_id), principal))
         self._by_principal.drop((workspace, resource_type, principal))
 
-    def rename(self, workspace: str, resource_type: str, old_id, new_id) -> None:
-        """Move a resource's grants to its new id, or drop them (``new_id`` None)."""
-        if not old_id:
-            return
+    def rename(self, connection, workspace: str, resource_type: str, old_id, new_id) -> None:
+        """Move a resource's grants to its new id, or drop them (``new_id`` None),
+        in ``connection``'s transaction; call ``forget_all`` once it commits."""
         where = (G.c.workspace == workspace, G.c.resource_type == resource_type,
                  G.c.resource_id == str(old_id))
-        with self.engine.begin() as connection:
-            if new_id:
-                connection.execute(G.update().where(*where).values(resource_id=str(new_id)))
-            else:
-                connection.execute(G.delete().where(*where))
+        if new_id:
+            connection.execute(G.update().where(*where).values(resource_id=str(new_id)))
+        else:
+            connection.execute(G.delete().where(*where))
+
+    def forget_all(self) -> None:
         self._cache.clear()
         self._by_principal.clear()
 

@@ -22,12 +22,12 @@ import logging
 
 import flask
 
-from mlflow_hokusai import mlflow_compat, signals
+from mlflow_hokusai import mlflow_compat
+from mlflow_hokusai.db import model_rows
 from mlflow_hokusai.errors import BadRequest, NotFound, PermissionDenied
 from mlflow_hokusai.pipeline import current_context, request_context
 from mlflow_hokusai.plugins.auth.authorize import RANK, require
 from mlflow_hokusai.plugins.auth.grants import GRANTABLE, RESOURCE_TYPES
-from mlflow_hokusai.plugins.auth.locate import flask_values
 from mlflow_hokusai.plugins.auth.resources import MANAGE
 from mlflow_hokusai.plugins.auth.scopes import ADMIN
 from mlflow_hokusai.web import json_object
@@ -156,28 +156,18 @@ def list_grants():
                              "workspace": row["workspace"] or None} for row in rows]}
 
 
-def changed_model(response) -> tuple[str | None, str | None] | None:
-    """(name, new name or None) when this request deleted or renamed a
-    registered model through MLflow's API; else None."""
-    context = current_context.get()
-    key = context.route.key if context and context.route else None
-    if key in ("DeleteRegisteredModel", "RenameRegisteredModel") and response.status_code == 200:
-        assert context is not None and context.route is not None  # it has a key
-        values = flask_values(context.route)
-        return values.get("name"), values.get("new_name")
-    return None
+def model_follower(hokusai):
+    """A receiver of ``signals.model_changed``: a deleted registered model's
+    grants go with it, a renamed one's follow it; a later model of the same name
+    starts clean."""
+    grants = hokusai.authorizer.grants
 
+    def follow_model(sender, session, name: str, new_name: str | None) -> None:
+        workspace = _workspace()
+        model_rows.alongside(
+            session, hokusai.engine,
+            lambda connection: grants.rename(connection, workspace, "registered_model", name,
+                                             new_name),
+            f"Grants of model {name!r}", then=grants.forget_all)
 
-def announce_model_changes(response):
-    """After-request hook: tell the plugins (``signals.model_changed``) that this
-    request deleted or renamed a registered model."""
-    changed = changed_model(response)
-    if changed and changed[0] and changed[0] != changed[1]:
-        signals.model_changed.send(_hokusai(), name=changed[0], new_name=changed[1])
-    return response
-
-
-def follow_model_changes(sender, name: str, new_name: str | None) -> None:
-    """A deleted registered model's grants go with it, a renamed one's follow
-    it; a later model of the same name starts clean."""
-    _hokusai().authorizer.grants.rename(_workspace(), "registered_model", name, new_name)
+    return follow_model

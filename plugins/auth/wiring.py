@@ -35,7 +35,6 @@ def init_app(flask_app: flask.Flask, hokusai) -> None:
     hokusai.pipeline.add(hokusai.authorizer.native_step, order=20)
     flask_app.register_blueprint(api.blueprint)
     flask_app.register_blueprint(grants_api.blueprint)
-    flask_app.after_request(grants_api.announce_model_changes)
-    hokusai.connect(signals.model_changed, grants_api.follow_model_changes)
+    hokusai.connect(signals.model_changed, grants_api.model_follower(hokusai))
     flask_app.before_request(_hand_principal_to_mlflow)
     flask_app.before_request(hokusai.authorizer.flask_hook)

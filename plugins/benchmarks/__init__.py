@@ -19,5 +19,5 @@ def init_app(flask_app, hokusai) -> None:
                            Access("registered_model", resources.EDIT, "name"))
     # The token routes name a token, not a model: their views check (MANAGE / READ).
     hokusai.connect(signals.benchmark_tag_set, hooks.on_tag_set)
-    hokusai.connect(signals.model_changed, model_rows.follower(verified_values))
+    hokusai.connect(signals.model_changed, model_rows.follower(hokusai, verified_values))
     flask_app.register_blueprint(blueprint)

@@ -18,6 +18,6 @@ def init_app(flask_app, hokusai) -> None:
     hokusai.contributor_links = Links(hokusai.engine, settings.public_url,
                                       settings.contributor_challenge_minutes)
     proof.configure(hokusai.contributor_links, settings.require_proven_contributors)
-    hokusai.connect(signals.model_changed, model_rows.follower(contributor_claims))
+    hokusai.connect(signals.model_changed, model_rows.follower(hokusai, contributor_claims))
     hokusai.routes.add_rule({"DELETE"}, r"/api/contributors/links/.*", ADMIN)
     flask_app.register_blueprint(api.blueprint)

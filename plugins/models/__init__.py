@@ -45,5 +45,5 @@ def init_app(flask_app, hokusai) -> None:
     hokusai.routes.add_rule({"POST"}, r"(?:/api)?/models/evaluate",
                             hokusai.settings.evaluation_scope)
     hokusai.predictions = PredictionStore(hokusai.engine)
-    hokusai.connect(signals.model_changed, model_rows.follower(prediction_counts))
+    hokusai.connect(signals.model_changed, model_rows.follower(hokusai, prediction_counts))
     flask_app.register_blueprint(blueprint)

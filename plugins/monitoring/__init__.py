@@ -54,7 +54,7 @@ def init_app(flask_app, hokusai) -> None:
     outcomes = Outcomes(hokusai.engine)
     hokusai.connect(signals.prediction_served, outcomes.on_prediction)
     hokusai.connect(signals.model_changed, model_rows.follower(
-        monitored_predictions, drift_checks, drift_results))
+        hokusai, monitored_predictions, drift_checks, drift_results))
     checks = Checks(hokusai)
     hokusai.monitoring = Monitoring(outcomes, checks)
     supervisor = hokusai.serving.supervisor

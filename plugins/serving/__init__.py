@@ -88,6 +88,6 @@ def init_app(flask_app, hokusai) -> None:
     # A deleted model's deployments go (the supervisor stops their workers at its
     # next round); a renamed one's keep serving under the new name.
     hokusai.connect(signals.model_changed,
-                    model_rows.follower(deployments, batch_jobs, prediction_samples))
+                    model_rows.follower(hokusai, deployments, batch_jobs, prediction_samples))
     hokusai.serving = Serving(store, lookup, client, log, supervisor, jobs)
     flask_app.register_blueprint(blueprint)

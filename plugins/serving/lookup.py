@@ -61,7 +61,9 @@ class DeploymentLookup:
 
     def root(self, deployment_id: str):
         """The permission check's root of a deployment: its registered model
-        (which never changes; None when the deployment does not exist)."""
+        (None when the deployment does not exist). A rename of the model moves
+        the deployment; for up to the cache's TTL after it, the check may still
+        judge the old name."""
         def read():
             row = self.store.get(deployment_id)
             return ("registered_model", row.model_name) if row else None

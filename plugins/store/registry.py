@@ -101,15 +101,18 @@ class HokusaiRegistryMixin(RegistryStoreBase):
                 lambda session, created: owners.model_created(session, created, name, owner)):
             return super().create_registered_model(name, tags, description, deployment_job_id)
 
+    def _model_changed(self, session, name: str, new_name: str | None) -> None:
+        owners.model_changed(session, tenants.current_workspace(), name, new_name)
+        if new_name != name:  # MLflow renames a model to its own name, doing nothing
+            signals.model_changed.send(self, session=session, name=name, new_name=new_name)
+
     def rename_registered_model(self, name, new_name):
         with refusals.explained(self, new_name), transactions.upkeep(
-                lambda session, _: owners.model_changed(
-                    session, tenants.current_workspace(), name, new_name)):
+                lambda session, _: self._model_changed(session, name, new_name)):
             return super().rename_registered_model(name, new_name)
 
     def delete_registered_model(self, name):
-        with transactions.upkeep(lambda session, _: owners.model_changed(
-                session, tenants.current_workspace(), name, None)):
+        with transactions.upkeep(lambda session, _: self._model_changed(session, name, None)):
             return super().delete_registered_model(name)
 
     def set_registered_model_tag(self, name, tag):

@@ -6,51 +6,27 @@ import flask
 import prometheus_client
 import pytest
 
-from mlflow_hokusai import mlflow_compat, signals
+from mlflow_hokusai import signals
 from mlflow_hokusai.app import BUILTIN_PLUGINS, Hokusai
 from mlflow_hokusai.errors import ConfigurationError
 from mlflow_hokusai.plugins.auth import permissions
-from mlflow_hokusai.settings import Settings
-from mlflow_hokusai.wsgi import WsgiAdapter
+from tests.support.apps import serve, settings
 
 DSPY, MONITORING = "mlflow_hokusai.plugins.dspy", "mlflow_hokusai.plugins.monitoring"
 
-
-def _settings(tmp_path, **env) -> Settings:
-    return Settings.from_env({"HOKUSAI_SERVING_ENABLED": "false", "HOKUSAI_SESSIONS_ENABLED":
-                              "false", "HOKUSAI_AUDIT_SPOOL_DIR": str(tmp_path / "audit"),
-                              **env})
-
-
-def _serve(name: str, hokusai: Hokusai):
-    """A plain Flask app (MLflow's own is a module singleton) behind the
-    pipeline, as create_app puts it."""
-    app = flask.Flask(name)
-    hokusai.init_app(app)
-    app.wsgi_app = WsgiAdapter(app.wsgi_app, hokusai.pipeline, hokusai.body_limit)
-    hokusai.routes.build()
-    return app
-
-
-@pytest.fixture(autouse=True)
-def mlflow_store_builders_restored():
-    """The store plugin registers its builders in MLflow's process-wide store
-    registries: later tests' MLflow clients in this process must get MLflow's
-    own stores again."""
-    restore = mlflow_compat.snapshot_store_builders()
-    yield
-    restore()
+# Apps register their store builders in MLflow's process-wide registries.
+pytestmark = pytest.mark.usefixtures("mlflow_store_builders_restored")
 
 
 @pytest.fixture
 def two_apps(tmp_path, monkeypatch):
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "metrics"))
-    full = Hokusai(_settings(tmp_path), f"sqlite:///{tmp_path / 'full.db'}")
-    lean = Hokusai(_settings(tmp_path, HOKUSAI_METRICS_REQUIRE_AUTH="true",
-                             HOKUSAI_AUDIT_ENABLED="false"),
+    full = Hokusai(settings(tmp_path), f"sqlite:///{tmp_path / 'full.db'}")
+    lean = Hokusai(settings(tmp_path, HOKUSAI_METRICS_REQUIRE_AUTH="true",
+                            HOKUSAI_AUDIT_ENABLED="false"),
                    f"sqlite:///{tmp_path / 'lean.db'}",
                    plugins=tuple(p for p in BUILTIN_PLUGINS if p not in (DSPY, MONITORING)))
-    apps = _serve("full", full), _serve("lean", lean)
+    apps = serve("full", full), serve("lean", lean)
     yield (full, lean), apps
     for hokusai in (full, lean):
         hokusai.receivers.disconnect()
@@ -116,7 +92,7 @@ def test_receivers_of_one_app_do_not_hear_another(two_apps):
 def test_a_plugin_installed_before_what_it_needs_is_refused(tmp_path, monkeypatch):
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "metrics"))
     without_serving = tuple(p for p in BUILTIN_PLUGINS if p != "mlflow_hokusai.plugins.serving")
-    hokusai = Hokusai(_settings(tmp_path), f"sqlite:///{tmp_path / 'needs.db'}",
+    hokusai = Hokusai(settings(tmp_path), f"sqlite:///{tmp_path / 'needs.db'}",
                       plugins=without_serving)
     try:
         with pytest.raises(ConfigurationError, match=r"Plugin 'monitoring' needs 'serving' "
@@ -124,7 +100,7 @@ def test_a_plugin_installed_before_what_it_needs_is_refused(tmp_path, monkeypatc
             hokusai.init_app(flask.Flask("needs"))
         assert "monitoring" not in hokusai.installed and "dspy" in hokusai.installed
         # Order matters, not only presence: metrics before the health plugin.
-        early = Hokusai(_settings(tmp_path), f"sqlite:///{tmp_path / 'early.db'}",
+        early = Hokusai(settings(tmp_path), f"sqlite:///{tmp_path / 'early.db'}",
                         plugins=("mlflow_hokusai.plugins.metrics",
                                  "mlflow_hokusai.plugins.health"))
         with pytest.raises(ConfigurationError, match="'metrics' needs 'health', 'ratelimit'"):
@@ -139,8 +115,8 @@ def test_without_dspy_the_routes_answer_501_over_http(tmp_path, monkeypatch):
 
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "metrics"))
     monkeypatch.setattr(dspy, "dspy_installed", lambda: False)
-    hokusai = Hokusai(_settings(tmp_path), f"sqlite:///{tmp_path / 'no-dspy.db'}")
-    app = _serve("no-dspy", hokusai)
+    hokusai = Hokusai(settings(tmp_path), f"sqlite:///{tmp_path / 'no-dspy.db'}")
+    app = serve("no-dspy", hokusai)
     try:
         _, key = hokusai.keystore.create("no-dspy", scopes=("read", "write", "admin"))
         client = app.test_client()

@@ -8,10 +8,16 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
 import sqlalchemy as sa
+from mlflow.exceptions import MlflowException
 
-from mlflow_hokusai.db import schema
+from mlflow_hokusai import signals
+from mlflow_hokusai.app import Hokusai
+from mlflow_hokusai.db import model_rows, schema
 from mlflow_hokusai.db.engine import get_engine, to_sqlalchemy_url
+from mlflow_hokusai.plugins.store.registry import registry_store_class
+from tests.support.apps import serve, settings
 from tests.support.callers import API
 
 FAR = 4_102_444_800_000  # 2100: no scheduled check or retention reaches these rows
@@ -90,3 +96,64 @@ def test_a_refused_delete_moves_nothing(team):
     missing = owner("DELETE", f"{API}/registered-models/delete", json={"name": name + "-x"})
     assert missing.status_code == 404, missing.text
     assert _count(engine, name)["hokusai_prediction_samples"] == 1
+
+
+# -- in the process: MLflow's transaction, with Hokusai's tables in its database or not
+
+@pytest.fixture(params=["shared", "separate"])
+def registry(request, tmp_path, monkeypatch, mlflow_store_builders_restored):
+    """An app whose plugins follow models, and Hokusai's registry store on its
+    own MLflow database: Hokusai's tables in that database, or in another."""
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "metrics"))
+    mlflow_db = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    shared = request.param == "shared"
+    hokusai = Hokusai(settings(tmp_path), mlflow_db if shared else
+                      f"sqlite:///{tmp_path / 'hokusai.db'}")
+    app = serve("rows", hokusai)
+    store = registry_store_class(False)(mlflow_db)
+    with app.test_request_context():
+        yield shared, hokusai, store
+    hokusai.receivers.disconnect()
+    hokusai.pipeline.shutdown()
+
+
+def _fill(engine, name: str) -> None:
+    with engine.begin() as connection:
+        for table, values in _rows().items():
+            connection.execute(table.insert().values(model_name=name, **values))
+
+
+# A plugin's table its database does not have: its move fails.
+_MISSING = sa.Table("hokusai_missing", sa.MetaData(), sa.Column("model_name", sa.String))
+
+
+def test_rows_move_with_mlflows_transaction(registry):
+    shared, hokusai, store = registry
+    everything = {table.name: 1 for table in _rows()}
+    none = {table.name: 0 for table in _rows()}
+    store.create_registered_model("m")
+    _fill(hokusai.engine, "m")
+    store.rename_registered_model("m", "n")
+    assert (_count(hokusai.engine, "m"), _count(hokusai.engine, "n")) == (none, everything)
+    store.delete_registered_model("n")
+    assert _count(hokusai.engine, "n") == none
+
+
+def test_a_failing_plugin_undoes_the_rename_or_only_its_own_move(registry, caplog):
+    shared, hokusai, store = registry
+    store.create_registered_model("m")
+    _fill(hokusai.engine, "m")
+    hokusai.connect(signals.model_changed, model_rows.follower(hokusai, _MISSING))
+    if shared:
+        # One transaction: neither MLflow's rename nor any plugin's move happened.
+        with pytest.raises(MlflowException, match="no such table: hokusai_missing"):
+            store.rename_registered_model("m", "n")
+        assert store.get_registered_model("m").name == "m"
+        assert _count(hokusai.engine, "m") == {table.name: 1 for table in _rows()}
+    else:
+        # Another database: MLflow's rename stands, the other plugins' rows follow
+        # it, and the failure is logged.
+        store.rename_registered_model("m", "n")
+        assert store.get_registered_model("n").name == "n"
+        assert _count(hokusai.engine, "n") == {table.name: 1 for table in _rows()}
+        assert "did not follow the model's change" in caplog.text
