@@ -65,19 +65,19 @@ def get_engine(url: str, connect_timeout: float = 3.0) -> sqlalchemy.engine.Engi
     return engine
 
 
-def _pool_size() -> int:
+def _pool_setting(name: str, default: int) -> int:
     """MLflow's store pools are sized by its documented variables: Hokusai's
     follows them, so that one setting bounds a worker's connections to a shared
     server (SQLAlchemy's defaults, 5 and 10, when unset, as in MLflow)."""
-    from mlflow.environment_variables import MLFLOW_SQLALCHEMYSTORE_POOL_SIZE
+    from mlflow import environment_variables
 
-    return MLFLOW_SQLALCHEMYSTORE_POOL_SIZE.get() or 5
-
-
-def _max_overflow() -> int:
-    from mlflow.environment_variables import MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW
-
-    return MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW.get() or 10
+    try:
+        value = getattr(environment_variables, name).get()
+    except ValueError as error:  # MLflow's message names the variable and the value
+        raise ConfigurationError(f"{error}: a whole number is needed") from None
+    if value is not None and value < 0:
+        raise ConfigurationError(f"{name} must not be negative, got {value}")
+    return value or default  # 0, as unset: MLflow passes only a non-zero size on
 
 
 def _create_engine(url: str, connect_timeout: float) -> sqlalchemy.engine.Engine:
@@ -88,7 +88,8 @@ def _create_engine(url: str, connect_timeout: float) -> sqlalchemy.engine.Engine
         kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
     elif dialect == "postgresql":
         kwargs["connect_args"] = {"connect_timeout": max(1, int(connect_timeout))}
-        kwargs.update(pool_size=_pool_size(), max_overflow=_max_overflow(),
+        kwargs.update(pool_size=_pool_setting("MLFLOW_SQLALCHEMYSTORE_POOL_SIZE", 5),
+                      max_overflow=_pool_setting("MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW", 10),
                       pool_timeout=connect_timeout)
     elif dialect == "mysql":
         kwargs["connect_args"] = {"connect_timeout": max(1, int(connect_timeout))}

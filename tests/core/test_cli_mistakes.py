@@ -41,6 +41,17 @@ def test_a_malformed_database_uri(uri, words):
     assert_one_line_error(hokusai("keys", "list", "--database-uri", uri), words)
 
 
+@pytest.mark.parametrize("value, words", [
+    ("ten", "Failed to convert 'ten' for MLFLOW_SQLALCHEMYSTORE_POOL_SIZE"),
+    ("-1", "MLFLOW_SQLALCHEMYSTORE_POOL_SIZE must not be negative"),
+])
+def test_a_pool_size_that_is_no_size(value, words):
+    env = {**os.environ, "MLFLOW_SQLALCHEMYSTORE_POOL_SIZE": value}
+    result = hokusai("keys", "list", "--database-uri", "postgresql://postgres@127.0.0.1/postgres",
+                     env=env)
+    assert_one_line_error(result, words)
+
+
 def test_sqlite_file_in_a_missing_directory(tmp_path):
     for command in (["keys", "create", "--name", "a"], ["keys", "list"], ["db", "upgrade"]):
         result = hokusai(*command, "--database-uri", f"sqlite:///{tmp_path}/nope/keys.db")

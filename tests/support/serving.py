@@ -22,7 +22,6 @@ def features_frame(features, prefix="f") -> pd.DataFrame:
 class Api(Http):
     def __init__(self, server, key):
         super().__init__(server.url + "/api", {"X-API-Key": key}, timeout=120)
-        self.url = self.base_url
 
     def wait(self, deployment_id, until):
         deadline = time.monotonic() + DEADLINE

@@ -27,7 +27,6 @@ from tests.support.hokusai_servers import start_server
 class Api(Http):
     def __init__(self, server, key=None):
         super().__init__(server.url + "/api", {"X-API-Key": key} if key else {}, timeout=300)
-        self.url = self.base_url
 
     def execute(self, program_id, inputs, **body):
         return self("POST", "/v1/dspy/execute",

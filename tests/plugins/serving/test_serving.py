@@ -105,7 +105,7 @@ def test_classifier_predictions_match_the_model(setup):
     # security middlewares: their header is on the answer, and a foreign Host
     # (DNS rebinding) is refused before the model is asked.
     assert answer.headers["X-Content-Type-Options"] == "nosniff"
-    rebound = requests.post(setup["api"].url + "/v1/predictions", timeout=60,
+    rebound = requests.post(setup["api"].base_url + "/v1/predictions", timeout=60,
                             headers={**setup["api"].headers, "Host": "attacker.example"},
                             json={"model_id": f"{setup['name']}-cls",
                                   "features": rows.iloc[0].to_dict()})
