@@ -28,8 +28,10 @@ ROUTE_GROUPS: dict[str, list[tuple[frozenset[str], re.Pattern]]] = {
     "evaluation": [
         (frozenset({"POST"}), re.compile(r"(?:/api)?/models/(?:evaluate|[^/]+/[^/]+/benchmark)")),
     ],
-    # Each runs a DSPy program in the sandbox (a batch, many) and spends the server's LM.
-    "dspy": [(frozenset({"POST"}), re.compile(r"/api/v1/dspy/execute(?:/batch)?"))],
+    # Each runs a DSPy program in the sandbox (a batch, many) and spends the server's LM;
+    # a listing loads there each listed program the worker has not loaded yet.
+    "dspy": [(frozenset({"POST"}), re.compile(r"/api/v1/dspy/execute(?:/batch)?")),
+             (frozenset({"GET"}), re.compile(r"/api/v1/dspy/programs"))],
 }
 
 

@@ -189,7 +189,8 @@ def test_rate_limit_policy_from_settings():
     ("POST", "/api/models/<model_id>/lineage", None),
     ("POST", "/api/v1/dspy/execute", "dspy"),
     ("POST", "/api/v1/dspy/execute/batch", "dspy"),
-    ("GET", "/api/v1/dspy/programs", None),
+    ("GET", "/api/v1/dspy/programs", "dspy"),
+    ("GET", "/api/v1/dspy/execution/<execution_id>", None),
 ])
 def test_rate_limit_groups_annotate_route_templates(method, template, group):
     from mlflow_hokusai.plugins.ratelimit.policy import with_group
