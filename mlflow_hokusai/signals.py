@@ -82,5 +82,6 @@ prediction_served = _signals.signal("prediction-served")
 #: model is being deleted or renamed, sent by the registry store in MLflow's write
 #: transaction (``session``, MLflow's SQLAlchemy session). Whatever a plugin keeps
 #: under the name follows it (mlflow_hokusai.db.model_rows); a receiver that raises
-#: rolls MLflow's change back.
+#: rolls MLflow's change back. Also sent as a deletion (``new_name`` None) when a
+#: model is created: what a model of its name deleted outside the server left goes.
 model_changed = _signals.signal("model-changed")

@@ -98,8 +98,14 @@ class HokusaiRegistryMixin(RegistryStoreBase):
         hokusai_tags.parse_all(tags, hokusai_tags.MODEL_TAGS)
         owner = Owner.current()
         with refusals.explained(self, name), transactions.upkeep(
-                lambda session, created: owners.model_created(session, created, name, owner)):
+                lambda session, created: self._model_created(session, created, name, owner)):
             return super().create_registered_model(name, tags, description, deployment_job_id)
+
+    def _model_created(self, session, created: list, name: str, owner: Owner) -> None:
+        owners.model_created(session, created, name, owner)
+        # What a model of this name deleted outside the server left (its rows, its
+        # grants) is not the new model's: the plugins drop it as for a deleted model.
+        signals.model_changed.send(self, session=session, name=name, new_name=None)
 
     def _model_changed(self, session, name: str, new_name: str | None) -> None:
         owners.model_changed(session, tenants.current_workspace(), name, new_name)

@@ -157,3 +157,24 @@ def test_a_failing_plugin_undoes_the_rename_or_only_its_own_move(registry, caplo
         assert store.get_registered_model("n").name == "n"
         assert _count(hokusai.engine, "n") == {table.name: 1 for table in _rows()}
         assert "did not follow the model's change" in caplog.text
+
+
+def _grants(engine, name: str) -> int:
+    with engine.connect() as connection:
+        return connection.execute(sa.select(sa.func.count()).select_from(schema.grants).where(
+            schema.grants.c.resource_id == name)).scalar_one()
+
+
+def test_a_new_model_starts_without_what_an_earlier_one_left(registry):
+    """Rows and a grant a model of the name left (deleted outside the server:
+    a hokusai+ client, a workspace deleted with its models) are not the next
+    creator's."""
+    shared, hokusai, store = registry
+    _fill(hokusai.engine, "m")
+    with hokusai.engine.begin() as connection:
+        connection.execute(schema.grants.insert().values(
+            workspace="", resource_type="registered_model", resource_id="m",
+            principal="mallory", permission="MANAGE", granted_at=1))
+    store.create_registered_model("m")
+    assert _count(hokusai.engine, "m") == {table.name: 0 for table in _rows()}
+    assert _grants(hokusai.engine, "m") == 0
