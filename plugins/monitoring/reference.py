@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import time
 
 import pandas as pd
 
@@ -44,8 +45,21 @@ def _bounded(frame: pd.DataFrame, max_rows: int) -> pd.DataFrame:
     return frame.sample(n=max_rows, random_state=0) if len(frame) > max_rows else frame
 
 
-@functools.lru_cache(maxsize=16)
+# A file under the data root may be replaced at the same path: a read is reused
+# for up to REREAD_SECONDS, then read again (reports show the new digest).
+REREAD_SECONDS = 300
+clock = time.monotonic
+
+
 def _read(uri: str, stored: bool, max_rows: int, settings) -> tuple[pd.DataFrame, str]:
+    return _read_in_period(uri, stored, max_rows, settings, int(clock() // REREAD_SECONDS))
+
+
+@functools.lru_cache(maxsize=16)
+def _read_in_period(uri: str, stored: bool, max_rows: int, settings,
+                    period: int) -> tuple[pd.DataFrame, str]:
+    # ``period`` is only part of the key: a past period's reads are never hit
+    # again, and the LRU pushes them out.
     frame = datasets.load_stored(uri, settings) if stored else datasets.load(uri, settings)
     return _bounded(frame, max_rows), digest(frame)
 

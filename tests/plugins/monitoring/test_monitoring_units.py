@@ -104,10 +104,10 @@ def data_root(tmp_path, monkeypatch):
     monkeypatch.setattr(reference.registry, "get_version",
                         lambda name, version: types.SimpleNamespace(tags=tags))
     monkeypatch.setattr(reference.datasets, "logged_inputs", lambda name, version: [])
-    reference._read.cache_clear()
+    reference._read_in_period.cache_clear()
     yield types.SimpleNamespace(path=tmp_path, tags=tags, settings=Settings(
         evaluation_data_root=str(tmp_path), monitoring_max_rows=10_000))
-    reference._read.cache_clear()
+    reference._read_in_period.cache_clear()
 
 
 def test_the_deployment_reference_dataset_comes_first(data_root):
@@ -120,6 +120,20 @@ def test_the_deployment_reference_dataset_comes_first(data_root):
                                "digest": reference.digest(pd.read_csv(
                                    data_root.path / "deployed.csv")),
                                "mlflow_digest": None, "rows": 200}
+
+
+def test_a_replaced_reference_file_is_read_again_after_a_while(data_root, monkeypatch):
+    now = [1_000_000.0]
+    monkeypatch.setattr(reference, "clock", lambda: now[0])
+    path = data_root.path / "reference.csv"
+    first, second = (training(np.random.default_rng(seed), 50) for seed in (3, 4))
+    first.to_csv(path, index=False)
+    before = reference.resolve(MODEL, 1, "reference.csv", data_root.settings).digest
+    second.to_csv(path, index=False)
+    assert reference.resolve(MODEL, 1, "reference.csv", data_root.settings).digest == before
+    now[0] += reference.REREAD_SECONDS
+    after = reference.resolve(MODEL, 1, "reference.csv", data_root.settings).digest
+    assert after == reference.digest(pd.read_csv(path)) != before
 
 
 def test_the_version_tag_names_the_reference_and_formats_agree_on_its_digest(data_root):
