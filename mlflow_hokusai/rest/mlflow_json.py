@@ -69,12 +69,27 @@ def _page_token_offset(body: dict, args) -> str | None:
     return None
 
 
+def _webhook_events(body: dict, args) -> str | None:
+    from mlflow.protos import webhooks_pb2
+
+    for index, event in enumerate(body.get("events") or ()):
+        for field, enum in (("entity", webhooks_pb2.WebhookEntity),
+                            ("action", webhooks_pb2.WebhookAction)):
+            known = {value.name: value.number for value in enum.DESCRIPTOR.values
+                     if value.number}  # 0 is the unspecified one
+            value = event.get(field) if isinstance(event, dict) else None
+            if value not in known and not (type(value) is int and value in known.values()):
+                return f"Field events.{index}.{field} must be one of {', '.join(known)}"
+    return None
+
+
 # (path pattern, check(body, query args) -> problem or None), for MLflow 3.17's
 # handlers: link-prompts reads int(version), the dataset records' page token is
-# an int() offset.
+# an int() offset, a webhook's events become enums (an unknown one is a 500).
 FIELD_CHECKS = (
     (re.compile(r"/mlflow/traces/link-prompts$"), _prompt_versions),
     (re.compile(r"/mlflow/datasets/[^/]+/records$"), _page_token_offset),
+    (re.compile(r"/mlflow/webhooks(?:/[^/]+)?$"), _webhook_events),
 )
 
 

@@ -39,10 +39,18 @@ def _rule(methods, pattern: str, scope: str) -> Rule:
 
 RULES: tuple[Rule, ...] = (
     _rule(ANY_METHOD, r"/api/keys(?:/.*)?", ADMIN),
-    # Secrets of LLM providers, server-wide workspaces, and installing assistant
-    # skills (code) are operator matters, not a model author's.
-    _rule(WRITE_METHODS, _MLFLOW_API + r"gateway/secrets/.*", ADMIN),
+    # Server-wide resources Hokusai has no per-resource permissions for are
+    # operator matters, not a model author's: changing the AI gateway (provider
+    # secrets, endpoints, budgets, guardrails: one key could rewire or delete
+    # another's endpoint), workspaces, and installing assistant skills (code).
+    # Webhooks, read too: one receives every principal's model events (private
+    # models' names, sources and tags). Deleting MLflow's demo hard-deletes data
+    # another principal generated. As MLflow's basic-auth judges them, or stricter.
+    _rule(WRITE_METHODS, _MLFLOW_API + r"gateway/.*", ADMIN),
+    _rule(SAFE_METHODS, _MLFLOW_API + r"gateway/guardrails/(?:get|list)", ADMIN),
     _rule(WRITE_METHODS, _MLFLOW_API + r"workspaces(?:/.*)?", ADMIN),
+    _rule(ANY_METHOD, _MLFLOW_API + r"webhooks(?:/.*)?", ADMIN),
+    _rule({"POST"}, r"/ajax-api/3\.0/mlflow/demo/delete", ADMIN),
     _rule({"PUT"}, r"/ajax-api/3\.0/mlflow/assistant/config", ADMIN),
     _rule({"POST"}, r"/ajax-api/3\.0/mlflow/assistant/skills/install", ADMIN),
     # MLflow's GraphQL schema has only queries (its "mutations" are searches).

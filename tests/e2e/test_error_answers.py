@@ -195,7 +195,8 @@ def _mistyped(tag: str) -> dict:
     """Fields of MLflow's requests, each of a value its handler cannot use."""
     return {"name": f"mistyped-{tag}", "version": "x", "trace_id": "t", "run_id": "zz",
             "prompt_versions": [{"name": "p", "version": "abc"}], "experiment_id": "abc",
-            "max_results": -1, "page_token": "zzz"}
+            "max_results": -1, "page_token": "zzz",
+            "events": [{"entity": "model_version", "action": "made"}]}
 
 
 def test_no_mlflow_route_fails_on_missing_or_mistyped_fields(uvicorn_sqlite):

@@ -363,3 +363,28 @@ def test_grants_from_the_cli_and_the_app_client(team, monkeypatch):
     assert cli("revoke", "--user", bob, "--model", world["model"]).returncode == 0
     assert client.list_permissions(resource_type="registered_model",
                                    resource_id=world["model"]) == []
+
+
+def test_server_wide_operator_routes_need_the_admin_scope(uvicorn_sqlite):
+    """A write key may not subscribe a webhook to every principal's model
+    events, read the webhooks, rewire the AI gateway or hard-delete MLflow's
+    demo data; an admin key passes the gate."""
+    writer = Caller(uvicorn_sqlite, uvicorn_sqlite.create_key("read,write"))
+    admin = Caller(uvicorn_sqlite, uvicorn_sqlite.admin_key)
+    # Events spelled as MLflow's entities, not its protocol's names: refused
+    # before MLflow reads them (its handler answered 500), so that no webhook is
+    # made on this shared server.
+    hook = {"name": "all-models", "url": "https://hooks.example.com/x",
+            "events": [{"entity": "model_version", "action": "created"}]}
+    for method, path, body in [("POST", "/api/2.0/mlflow/webhooks", hook),
+                               ("GET", "/api/2.0/mlflow/webhooks", None),
+                               ("POST", "/api/3.0/mlflow/gateway/endpoints/update",
+                                {"endpoint_id": "e-1", "name": "mine"}),
+                               ("POST", "/ajax-api/3.0/mlflow/demo/delete", {})]:
+        refused = writer(method, path, json=body)
+        assert refused.status_code == 403, (path, refused.text)
+        assert "lacks the 'admin' scope" in refused.json()["message"], refused.text
+        assert admin(method, path, json=body).status_code != 403, path
+    malformed = admin("POST", "/api/2.0/mlflow/webhooks", json=hook)
+    assert malformed.status_code == 400, malformed.text
+    assert "events.0.entity must be one of REGISTERED_MODEL, MODEL_VERSION" in malformed.text

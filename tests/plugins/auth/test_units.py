@@ -48,6 +48,16 @@ def test_scope_hierarchy_and_parsing():
     ("GET", "/api/keys", "admin"),
     ("POST", "/api/keys/abc/rotate", "admin"),
     ("POST", "/api/3.0/mlflow/gateway/secrets/create", "admin"),
+    ("POST", "/api/3.0/mlflow/gateway/endpoints/update", "admin"),
+    ("DELETE", "/ajax-api/3.0/mlflow/gateway/endpoints/delete", "admin"),
+    ("POST", "/api/3.0/mlflow/gateway/budgets/create", "admin"),
+    ("GET", "/api/3.0/mlflow/gateway/guardrails/list", "admin"),
+    ("GET", "/api/3.0/mlflow/gateway/endpoints/list", "read"),
+    ("GET", "/api/2.0/mlflow/webhooks", "admin"),
+    ("POST", "/ajax-api/2.0/mlflow/webhooks/abc/test", "admin"),
+    ("PATCH", "/api/2.0/mlflow/webhooks/abc", "admin"),
+    ("POST", "/ajax-api/3.0/mlflow/demo/delete", "admin"),
+    ("POST", "/ajax-api/3.0/mlflow/demo/generate", "write"),
     ("POST", "/ajax-api/3.0/mlflow/assistant/skills/install", "admin"),
 ])
 def test_permission_table(method, path, scope):
