@@ -92,6 +92,8 @@ MLFLOW: dict[str, Access] = {
     **_table("issue", "issue_id", READ="GetIssue", EDIT="UpdateIssue"),
     **_table("prompt_job", "job_id", READ="GetPromptOptimizationJob",
              EDIT="CancelPromptOptimizationJob", MANAGE="DeletePromptOptimizationJob"),
+    # MLflow's Flask app serves a job's get and cancel beside its jobs API (_NATIVE).
+    **_table("job", "job_id", READ="_get_job", EDIT="_cancel_job"),
     **_table("dataset", "dataset_id",
              READ="GetDataset GetDatasetRecords GetDatasetExperimentIds",
              EDIT="SetDatasetTags DeleteDatasetTag UpsertDatasetRecords DeleteDatasetRecords "
@@ -157,7 +159,7 @@ SERVER_WIDE = frozenset([
     "DeleteWebhook", "TestWebhook", "ListWorkspaces", "CreateWorkspace", "GetWorkspace",
     "UpdateWorkspace", "DeleteWorkspace", "_graphql", "_get_server_info",
     "_list_supported_providers", "_list_supported_models", "_get_provider_config",
-    "_get_secrets_config", "_generate_demo", "_delete_demo", "_cancel_job", "_get_job",
+    "_get_secrets_config", "_generate_demo", "_delete_demo",
     "serve_gateway_proxy", "serve_get_ui_telemetry", "serve_post_ui_telemetry", "static", "serve",
     "serve_static_file", "health", "version"
 ])
