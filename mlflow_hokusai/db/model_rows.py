@@ -16,9 +16,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
+import flask
 import sqlalchemy as sa
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INTERNAL_ERROR
 from sqlalchemy import event
+
+if TYPE_CHECKING:
+    from mlflow_hokusai.app import Hokusai
 
 _logger = logging.getLogger(__name__)
 
@@ -43,21 +50,30 @@ def _same_database(session, engine: sa.engine.Engine) -> bool:
     return session.get_bind().url == engine.url
 
 
-def alongside(session, engine: sa.engine.Engine, work: Callable[[sa.engine.Connection], None],
-              what: str, then: Callable[[], None] | None = None) -> None:
-    """Run ``work`` on Hokusai's database (``engine``) with MLflow's write
-    transaction (``session``): in it when both are one database, so that a
-    failure rolls MLflow's change back too; else after its commit, where a
-    failure is logged (MLflow's change stands). ``then`` runs after the commit."""
-    if _same_database(session, engine):
-        work(session.connection())
+def alongside(hokusai: Hokusai, session, work: Callable[[sa.engine.Connection], None], what: str,
+              then: Callable[[], None] | None = None) -> None:
+    """Run ``work`` on ``hokusai``'s database with MLflow's write transaction
+    (``session``): in it when both are one database, so that a failure rolls
+    MLflow's change back too; else after its commit, where a failure is logged
+    (MLflow's change stands). ``then`` runs after the commit. Only for the
+    store this app serves, in its requests: another registry store of the
+    process (a script's, a test's) changes another registry."""
+    if not (flask.has_app_context() and flask.current_app.extensions.get("hokusai") is hokusai):
+        return
+    if _same_database(session, hokusai.engine):
+        try:
+            work(session.connection())
+        except sa.exc.SQLAlchemyError as error:
+            # MLflow would answer a database error 400, blaming the request.
+            raise MlflowException(f"{what} could not follow the model's change, so the "
+                                  "change was not made", INTERNAL_ERROR) from error
         if then is not None:
             event.listen(session, "after_commit", lambda _: then(), once=True)
         return
 
     def after_commit(_session) -> None:
         try:
-            with engine.begin() as connection:
+            with hokusai.engine.begin() as connection:
                 work(connection)
         except Exception:
             _logger.exception("%s did not follow the model's change", what)
@@ -67,12 +83,12 @@ def alongside(session, engine: sa.engine.Engine, work: Callable[[sa.engine.Conne
     event.listen(session, "after_commit", after_commit, once=True)
 
 
-def follower(hokusai, *tables: sa.Table):
+def follower(hokusai: Hokusai, *tables: sa.Table):
     """A receiver of ``signals.model_changed`` that makes the rows of ``tables``
     (in ``hokusai``'s database) follow the model."""
 
     def follow_model(sender, session, name: str, new_name: str | None) -> None:
-        alongside(session, hokusai.engine,
+        alongside(hokusai, session,
                   lambda connection: follow(connection, tables, name, new_name),
                   f"Rows of {', '.join(table.name for table in tables)} of model {name!r}")
 

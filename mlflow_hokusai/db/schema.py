@@ -353,6 +353,7 @@ batch_jobs = sa.Table(
     sa.Column("created_by", sa.String(255), nullable=True),
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.Index("ix_hokusai_batch_jobs_model_name", "model_name"),
 )
 
 # --- DSPy executions (plugins.dspy): one row per program run, kept

@@ -91,9 +91,12 @@ class Grants:
     def rename(self, connection, workspace: str, resource_type: str, old_id, new_id) -> None:
         """Move a resource's grants to its new id, or drop them (``new_id`` None),
         in ``connection``'s transaction; call ``forget_all`` once it commits."""
-        where = (G.c.workspace == workspace, G.c.resource_type == resource_type,
-                 G.c.resource_id == str(old_id))
+        same_kind = (G.c.workspace == workspace, G.c.resource_type == resource_type)
+        where = (*same_kind, G.c.resource_id == str(old_id))
         if new_id:
+            # Grants already on the new name were left by a model deleted outside
+            # the server: not the renamed model's (and in the way of the key).
+            connection.execute(G.delete().where(*same_kind, G.c.resource_id == str(new_id)))
             connection.execute(G.update().where(*where).values(resource_id=str(new_id)))
         else:
             connection.execute(G.delete().where(*where))

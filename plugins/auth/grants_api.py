@@ -165,7 +165,7 @@ def model_follower(hokusai):
     def follow_model(sender, session, name: str, new_name: str | None) -> None:
         workspace = _workspace()
         model_rows.alongside(
-            session, hokusai.engine,
+            hokusai, session,
             lambda connection: grants.rename(connection, workspace, "registered_model", name,
                                              new_name),
             f"Grants of model {name!r}", then=grants.forget_all)

@@ -6,8 +6,10 @@ model's name (another principal's) starts with none of them."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import uuid
 
+import flask
 import pytest
 import sqlalchemy as sa
 from mlflow.exceptions import MlflowException
@@ -146,8 +148,9 @@ def test_a_failing_plugin_undoes_the_rename_or_only_its_own_move(registry, caplo
     hokusai.connect(signals.model_changed, model_rows.follower(hokusai, _MISSING))
     if shared:
         # One transaction: neither MLflow's rename nor any plugin's move happened.
-        with pytest.raises(MlflowException, match="no such table: hokusai_missing"):
+        with pytest.raises(MlflowException, match="could not follow the model's change") as refused:
             store.rename_registered_model("m", "n")
+        assert refused.value.error_code == "INTERNAL_ERROR"  # not the request's fault
         assert store.get_registered_model("m").name == "m"
         assert _count(hokusai.engine, "m") == {table.name: 1 for table in _rows()}
     else:
@@ -178,3 +181,48 @@ def test_a_new_model_starts_without_what_an_earlier_one_left(registry):
     store.create_registered_model("m")
     assert _count(hokusai.engine, "m") == {table.name: 0 for table in _rows()}
     assert _grants(hokusai.engine, "m") == 0
+
+
+def _grant(engine, name: str, principal: str) -> None:
+    with engine.begin() as connection:
+        connection.execute(schema.grants.insert().values(
+            workspace="", resource_type="registered_model", resource_id=name,
+            principal=principal, permission="MANAGE", granted_at=1))
+
+
+def _grantees(engine, name: str) -> set[str]:
+    with engine.connect() as connection:
+        return set(connection.execute(sa.select(schema.grants.c.principal).where(
+            schema.grants.c.resource_id == name)).scalars())
+
+
+def test_a_renamed_model_takes_no_grant_left_on_its_new_name(registry):
+    shared, hokusai, store = registry
+    store.create_registered_model("a")
+    for name, principal in (("a", "alice"), ("a", "carol"), ("b", "mallory"), ("b", "carol")):
+        _grant(hokusai.engine, name, principal)
+    store.rename_registered_model("a", "b")
+    assert _grantees(hokusai.engine, "b") == {"alice", "carol"}
+    assert _grantees(hokusai.engine, "a") == set()
+
+
+def test_another_registry_store_of_the_process_leaves_the_apps_rows(registry, tmp_path):
+    """A script's or a test's own store, outside the app's requests, changes
+    its own registry only."""
+    shared, hokusai, store = registry
+    store.create_registered_model("m")
+    _fill(hokusai.engine, "m")
+    _grant(hokusai.engine, "m", "alice")
+    other = registry_store_class(False)(f"sqlite:///{tmp_path / 'other.db'}")
+
+    def elsewhere():
+        other.create_registered_model("m")
+        other.delete_registered_model("m")
+
+    # A thread of its own: outside any app's context, and then in another app's.
+    with concurrent.futures.ThreadPoolExecutor(1) as thread:
+        thread.submit(elsewhere).result()
+        thread.submit(lambda: flask.Flask("elsewhere").app_context().push() or elsewhere()
+                      ).result()
+    assert _count(hokusai.engine, "m") == {table.name: 1 for table in _rows()}
+    assert _grantees(hokusai.engine, "m") == {"alice"}
