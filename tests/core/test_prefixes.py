@@ -3,13 +3,12 @@ judged as routed (the prefix must never open a way around a scope rule)."""
 
 import uuid
 
-import mlflow
 import pytest
 import requests
-from mlflow import MlflowClient
 
 from mlflow_hokusai import prefixes
 from tests.support.flows import full_tracking_and_registry_flow
+from tests.support.mlflow_client import mlflow_client
 
 
 @pytest.mark.parametrize("path,expected", [
@@ -126,12 +125,10 @@ def test_route_limits_count_prefixed_routes_alike(each_server_kind):
 
 
 @pytest.fixture
-def prefixed_tracking(each_server_kind, monkeypatch):
-    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", each_server_kind.create_key("read,write"))
-    uri = each_server_kind.url + "/api/mlflow"
-    mlflow.set_tracking_uri(uri)
-    yield MlflowClient(uri)
-    mlflow.set_tracking_uri(None)
+def prefixed_tracking(each_server_kind):
+    with mlflow_client(each_server_kind.url + "/api/mlflow",
+                       each_server_kind.create_key("read,write")) as client:
+        yield client
 
 
 def test_unmodified_client_at_api_mlflow_does_a_full_run(prefixed_tracking, tmp_path):

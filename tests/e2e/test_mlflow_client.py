@@ -3,20 +3,18 @@ everything it did against a stock server."""
 
 import uuid
 
-import mlflow
 import pytest
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from tests.support.flows import full_tracking_and_registry_flow
+from tests.support.mlflow_client import mlflow_client
 
 
 @pytest.fixture
-def tracking(any_server, monkeypatch):
-    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", any_server.create_key("read,write"))
-    mlflow.set_tracking_uri(any_server.url)
-    yield MlflowClient(any_server.url)
-    mlflow.set_tracking_uri(None)
+def tracking(any_server):
+    with mlflow_client(any_server.url, any_server.create_key("read,write")) as client:
+        yield client
 
 
 def test_full_tracking_and_registry_flow(tracking, tmp_path):

@@ -10,7 +10,6 @@ unexpected failure is checked in-process at the end."""
 
 from __future__ import annotations
 
-import os
 import re
 import uuid
 
@@ -23,6 +22,7 @@ from mlflow.models import infer_signature
 from sklearn.linear_model import LogisticRegression
 
 from tests.support.audit import wait_for
+from tests.support.mlflow_client import mlflow_client
 
 ERROR_FIELDS = {"detail", "error", "error_code", "message"}
 PREFIXES = ("", "/api/mlflow", "/mlflow")  # MLflow's routes, as the references mount them
@@ -70,9 +70,7 @@ def ref(uvicorn_sqlite, tmp_path_factory):
                           "churned": [1, 0, 0, 1, 0, 1, 0, 1]})
     features = frame.drop(columns="churned")
     model = LogisticRegression().fit(features, frame["churned"])
-    os.environ["MLFLOW_TRACKING_TOKEN"] = key
-    mlflow.set_tracking_uri(server.url)
-    try:
+    with mlflow_client(server.url, key):
         mlflow.set_experiment(name)
         runs = []
         for accuracy in (0.85, 0.87):
@@ -87,9 +85,6 @@ def ref(uvicorn_sqlite, tmp_path_factory):
                 frame.to_csv(csv, index=False)
                 mlflow.log_artifact(str(csv), artifact_path="data")
             runs.append(run.info)
-    finally:
-        mlflow.set_tracking_uri(None)
-        del os.environ["MLFLOW_TRACKING_TOKEN"]
     return {"server": server, "key": key, "call": Caller(server, key), "name": name,
             "runs": runs, "experiment_id": runs[0].experiment_id,
             # Registrations count against a per-key limit of 20/minute: tests that

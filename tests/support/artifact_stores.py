@@ -11,11 +11,10 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import mlflow
 import pytest
 import requests
-from mlflow import MlflowClient
 
+from tests.support.mlflow_client import mlflow_client
 from tests.support.s3server import S3Server
 from tests.support.servers import BIN
 
@@ -74,14 +73,9 @@ class ArtifactStore:
 
     @contextlib.contextmanager
     def client(self):
-        """The unmodified MLflow client, authenticated with MLFLOW_TRACKING_TOKEN."""
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setenv("MLFLOW_TRACKING_TOKEN", self.running.create_key("read,write"))
-            mlflow.set_tracking_uri(self.url)
-            try:
-                yield MlflowClient(self.url)
-            finally:
-                mlflow.set_tracking_uri(None)
+        """The unmodified MLflow client, with a read,write key of its own."""
+        with mlflow_client(self.url, self.running.create_key("read,write")) as client:
+            yield client
 
 
 def start_store(kind: str, tmp_path_factory, start_server):

@@ -14,26 +14,23 @@ from mlflow import MlflowClient
 from sklearn.linear_model import LinearRegression
 
 from tests.support.callers import API, Caller, grant, is_refused
+from tests.support.mlflow_client import mlflow_client
 
 
 @pytest.fixture
-def logged(each_server_kind, monkeypatch):
+def logged(each_server_kind):
     """Alice logs and registers a model with the MLflow client, then hides her
     experiment from Bob; Bob has a registered model of his own."""
     server, tag = each_server_kind, uuid.uuid4().hex[:8]
     alice_key = server.create_key("read,write", owner=f"alice-{tag}")
     alice, bob = Caller(server, alice_key), \
         Caller(server, server.create_key("read,write", owner=f"bob-{tag}"))
-    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", alice_key)
-    mlflow.set_tracking_uri(server.url)
-    try:
+    with mlflow_client(server.url, alice_key):
         experiment = mlflow.set_experiment(f"sources-{tag}").experiment_id
         with mlflow.start_run() as run:
             info = mlflow.sklearn.log_model(LinearRegression().fit([[0], [1]], [0, 1]),
                                             name="model", pip_requirements=[],
                                             registered_model_name=f"alice-model-{tag}")
-    finally:
-        mlflow.set_tracking_uri(None)
     grant(alice, f"bob-{tag}", "experiment", experiment, "NO_PERMISSIONS")
     bob.ok("POST", f"{API}/registered-models/create", json={"name": f"bob-model-{tag}"})
     return {"server": server, "alice": alice, "bob": bob, "tag": tag, "experiment": experiment,
@@ -108,11 +105,8 @@ def test_the_owner_registers_from_runs_of_her_own(logged, monkeypatch):
     client = MlflowClient(w["server"].url)
     name = f"alice-model-{w['tag']}"
     assert [v.version for v in client.search_model_versions(f"name='{name}'")] == ["1"]
-    mlflow.set_tracking_uri(w["server"].url)
-    try:
+    with mlflow_client(w["server"].url, w["alice"].key):
         version = mlflow.register_model(f"runs:/{w['run']}/model", name)
-    finally:
-        mlflow.set_tracking_uri(None)
     assert version.version == "2"
     assert w["alice"]("GET", "/model-versions/get-artifact",
                       params={"name": name, "version": "2", "path": "MLmodel"}).status_code == 200

@@ -22,6 +22,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score
 
 from tests.support.hokusai_servers import start_server
+from tests.support.mlflow_client import mlflow_client
 from tests.support.models_api import Api
 
 SECRET = "sandbox-test-secret-" + uuid.uuid4().hex
@@ -51,9 +52,7 @@ def _log(server, api, experiment: str, models: dict,
     """Log models (sklearn objects or models-from-code files) in one run of
     ``experiment`` on the server, with the key of ``api``; their URIs."""
     uris = {}
-    os.environ["MLFLOW_TRACKING_TOKEN"] = api.headers["X-API-Key"]
-    mlflow.set_tracking_uri(server.url)
-    try:
+    with mlflow_client(server.url, api.headers["X-API-Key"]):
         mlflow.set_experiment(experiment)
         with mlflow.start_run() as run:
             for name, model in models.items():
@@ -68,9 +67,6 @@ def _log(server, api, experiment: str, models: dict,
                 uris[name] = info.model_uri
             for path, local in (artifacts or {}).items():
                 mlflow.log_artifact(local, artifact_path=path)
-    finally:
-        mlflow.set_tracking_uri(None)
-        del os.environ["MLFLOW_TRACKING_TOKEN"]
     return run.info.run_id, uris
 
 

@@ -4,7 +4,6 @@ and the shared servers serve every test here (CI has two cores)."""
 
 from __future__ import annotations
 
-import os
 import re
 import time
 import uuid
@@ -15,6 +14,7 @@ import requests
 from mlflow import MlflowClient
 
 from tests.support.browser import screenshot
+from tests.support.mlflow_client import mlflow_client
 
 ALICE = "0x" + "a1" * 20
 BOB = "0x" + "b2" * 20
@@ -30,9 +30,7 @@ def ui_data(uvicorn_sqlite):
     key = server.create_key("read,evaluator,admin")
     tag = uuid.uuid4().hex[:6]
     name, token = f"ui-model-{tag}", f"UI-{tag}"
-    os.environ["MLFLOW_TRACKING_TOKEN"] = key
-    mlflow.set_tracking_uri(server.url)
-    try:
+    with mlflow_client(server.url, key):
         experiment_id = mlflow.create_experiment(f"ui-exp-{tag}")
         with mlflow.start_run(experiment_id=experiment_id) as run:
             mlflow.log_metric("accuracy", 0.9)
@@ -46,9 +44,6 @@ def ui_data(uvicorn_sqlite):
                                             "benchmark_metric": "accuracy",
                                             "benchmark_value": value,
                                             "hokusai_contributor": contributor})
-    finally:
-        mlflow.set_tracking_uri(None)
-        del os.environ["MLFLOW_TRACKING_TOKEN"]
     return {"experiment_id": experiment_id, "experiment": f"ui-exp-{tag}",
             "run_id": run.info.run_id, "model": name, "token": token}
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 import uuid
 
@@ -22,6 +21,7 @@ from mlflow import MlflowClient
 
 from tests.support.browser import other_site, screenshot
 from tests.support.hokusai_servers import SERVER_KINDS
+from tests.support.mlflow_client import mlflow_client
 
 FORGE = """async ({target, model, evaluate, evaluateForm, experiment, artifact}) => {
   const out = {};
@@ -120,9 +120,7 @@ def victims(request, tmp_path_factory):
     for kind in SERVER_KINDS:
         server = request.getfixturevalue(kind)
         tag = uuid.uuid4().hex[:6]
-        os.environ["MLFLOW_TRACKING_TOKEN"] = server.create_key("read,write")
-        mlflow.set_tracking_uri(server.url)
-        try:
+        with mlflow_client(server.url, server.create_key("read,write")):
             client = MlflowClient(server.url)
             mlflow.set_experiment(f"xs-{tag}")
             with mlflow.start_run() as run:
@@ -132,9 +130,6 @@ def victims(request, tmp_path_factory):
             client.create_registered_model(f"xs-{tag}")
             client.create_model_version(f"xs-{tag}", f"runs:/{run.info.run_id}/model",
                                         run_id=run.info.run_id, description="original")
-        finally:
-            mlflow.set_tracking_uri(None)
-            del os.environ["MLFLOW_TRACKING_TOKEN"]
         pd.DataFrame({"f0": [0.0, 1.0, 2.0, 3.0], "label": [0, 1, 0, 1],
                       "label=": [0, 1, 0, 1]}).to_csv(server.data_root / f"xs-{tag}.csv",
                                                       index=False)

@@ -6,8 +6,6 @@ and in batches, timed out, traced, recorded, counted and unloaded through
 
 from __future__ import annotations
 
-import contextlib
-import os
 import time
 import uuid
 
@@ -15,13 +13,13 @@ import mlflow
 import pytest
 import requests
 import sqlalchemy as sa
-from mlflow import MlflowClient
 
 from mlflow_hokusai.db.engine import get_engine, to_sqlalchemy_url
 from mlflow_hokusai.db.schema import audit_log, owners
 from tests.support import dspy_programs
 from tests.support.callers import Http
 from tests.support.hokusai_servers import start_server
+from tests.support.mlflow_client import mlflow_client
 
 
 class Api(Http):
@@ -31,18 +29,6 @@ class Api(Http):
     def execute(self, program_id, inputs, **body):
         return self("POST", "/v1/dspy/execute",
                     json={"program_id": program_id, "inputs": inputs, **body})
-
-
-@contextlib.contextmanager
-def mlflow_client(server, key):
-    """The unmodified MLflow client, on the server, with ``key``."""
-    os.environ["MLFLOW_TRACKING_TOKEN"] = key
-    mlflow.set_tracking_uri(server.url)
-    try:
-        yield MlflowClient()
-    finally:
-        mlflow.set_tracking_uri(None)
-        del os.environ["MLFLOW_TRACKING_TOKEN"]
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +41,7 @@ def world(tmp_path_factory):
     alice, bob = f"alice-{tag}", f"bob-{tag}"
     owner = Api(server, server.create_key("read,write", owner=alice))
     names = {kind: f"{kind}-{tag}" for kind in ("capital", "sum", "failing", "sleeping")}
-    with mlflow_client(server, owner.headers["X-API-Key"]) as client:
+    with mlflow_client(server.url, owner.headers["X-API-Key"]) as client:
         mlflow.set_experiment(f"dspy-programs-{tag}")
         with mlflow.start_run():
             dspy_programs.log(dspy_programs.predict("Paris"), names["capital"])
@@ -107,19 +93,19 @@ def test_execute_versions_aliases_and_alias_moves(world):
     assert answers[name]["metadata"]["version"] == 1
     assert answers[f"{name}:2"]["outputs"] == {"capital": "Rome"}
     assert answers[f"{name}@production"]["outputs"] == {"capital": "Paris"}
-    with mlflow_client(world["server"], owner.headers["X-API-Key"]) as client:
+    with mlflow_client(world["server"].url, owner.headers["X-API-Key"]) as client:
         client.set_registered_model_alias(name, "production", "2")
     try:
         moved = owner.execute(name, {"country": "Italy"}).json()
         assert moved["outputs"] == {"capital": "Rome"} and moved["metadata"]["version"] == 2
     finally:
-        with mlflow_client(world["server"], owner.headers["X-API-Key"]) as client:
+        with mlflow_client(world["server"].url, owner.headers["X-API-Key"]) as client:
             client.set_registered_model_alias(name, "production", "1")
 
 
 def test_the_production_stage_set_through_mlflow_is_the_default(world):
     owner, name = world["owner"], world["names"]["capital"]
-    with mlflow_client(world["server"], owner.headers["X-API-Key"]) as client:
+    with mlflow_client(world["server"].url, owner.headers["X-API-Key"]) as client:
         client.delete_registered_model_alias(name, "production")
         client.transition_model_version_stage(name, "1", "Production")
     try:
@@ -127,7 +113,7 @@ def test_the_production_stage_set_through_mlflow_is_the_default(world):
         assert answer["metadata"]["version"] == 1  # the stage's, not the latest (2)
         assert answer["outputs"] == {"capital": "Paris"}
     finally:
-        with mlflow_client(world["server"], owner.headers["X-API-Key"]) as client:
+        with mlflow_client(world["server"].url, owner.headers["X-API-Key"]) as client:
             client.transition_model_version_stage(name, "1", "None")
             client.set_registered_model_alias(name, "production", "1")
     assert owner.execute(name, {"country": "Italy"}).json()["metadata"]["version"] == 1
@@ -141,7 +127,7 @@ def test_chain_of_thought_in_debug_mode_is_traced_and_recorded(world):
     assert body["outputs"] == {"reasoning": "2 plus 2 is 4", "total": 4}
     [call] = body["metadata"]["trace"]
     assert call["inputs"] == {"a": 2, "b": 2}
-    with mlflow_client(world["server"], world["admin"].headers["X-API-Key"]) as client:
+    with mlflow_client(world["server"].url, world["admin"].headers["X-API-Key"]) as client:
         trace = client.get_trace(body["metadata"]["trace_id"])
         experiment = client.get_experiment(trace.info.experiment_id)
     assert trace.info.experiment_id == body["metadata"]["experiment_id"]
@@ -257,7 +243,7 @@ def test_the_default_trace_experiment_is_owned_by_no_caller(world):
     refused = reader.execute(world["names"]["capital"], {"country": "France"},
                              experiment_name=missing)
     assert refused.status_code == 403 and "'write' scope" in refused.text
-    with mlflow_client(server, world["admin"].headers["X-API-Key"]) as client:
+    with mlflow_client(server.url, world["admin"].headers["X-API-Key"]) as client:
         assert client.get_experiment_by_name(missing) is None
     # Nor does it write traces into an experiment of its choosing.
     named = reader.execute(world["names"]["capital"], {"country": "France"},
@@ -265,7 +251,7 @@ def test_the_default_trace_experiment_is_owned_by_no_caller(world):
     assert named.status_code == 403 and "'write' scope" in named.text
     # Nor may a key holder take the shared experiment's name, created or not:
     # through MLflow's own API it is reserved for the server.
-    with mlflow_client(server, bob.headers["X-API-Key"]) as client:
+    with mlflow_client(server.url, bob.headers["X-API-Key"]) as client:
         with pytest.raises(mlflow.exceptions.MlflowException, match="reserved") as refused:
             client.create_experiment("dspy-executions")
         assert refused.value.get_http_status_code() == 403
@@ -281,12 +267,12 @@ def test_a_trace_goes_to_the_experiment_checked_never_to_a_later_holder_of_its_n
     first = bob.execute(program, {"country": "France"}, experiment_name=name).json()
     bobs = first["metadata"]["experiment_id"]
     # Bob renames his experiment away; the name is free, and Alice's run makes it hers.
-    with mlflow_client(server, bob.headers["X-API-Key"]) as client:
+    with mlflow_client(server.url, bob.headers["X-API-Key"]) as client:
         client.rename_experiment(bobs, f"loot-{tag}")
     second = alice.execute(program, {"country": "Secretland"}, experiment_name=name).json()
     alices = second["metadata"]["experiment_id"]
     assert second["metadata"]["trace_id"] and alices != bobs
-    with mlflow_client(server, world["admin"].headers["X-API-Key"]) as client:
+    with mlflow_client(server.url, world["admin"].headers["X-API-Key"]) as client:
         assert client.get_experiment(alices).name == name
         held = client.search_traces(locations=[bobs])
     assert [t.info.trace_id for t in held] == [first["metadata"]["trace_id"]]
@@ -309,13 +295,13 @@ def test_each_workspace_has_its_own_shared_trace_experiment(tmp_path_factory):
         mallory_key = server.create_key("read,write", owner=f"mallory-{tag}", workspaces=team)
         mallory = Api(server, mallory_key)
         mallory.headers["X-MLFLOW-WORKSPACE"] = team
-        with mlflow_client(server, alice.headers["X-API-Key"]):
+        with mlflow_client(server.url, alice.headers["X-API-Key"]):
             mlflow.set_experiment(f"programs-{tag}")
             with mlflow.start_run():
                 dspy_programs.log(dspy_programs.predict("Paris"), f"capital-{tag}")
         workspace_context.set_workspace(team)
         try:
-            with mlflow_client(server, mallory_key):
+            with mlflow_client(server.url, mallory_key):
                 mlflow.set_experiment(f"programs-{tag}")
                 with mlflow.start_run():
                     # Another name: the registry index is not per workspace yet.

@@ -5,7 +5,6 @@ from artifact URIs or under the data root."""
 from __future__ import annotations
 
 import math
-import os
 import uuid
 
 import mlflow
@@ -16,6 +15,7 @@ from sklearn.datasets import make_classification, make_regression
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
 from tests.support.hokusai_servers import SERVER_KINDS
+from tests.support.mlflow_client import mlflow_client
 from tests.support.models_api import Api
 
 
@@ -30,8 +30,6 @@ def setup(request, tmp_path_factory):
     """A classifier (dataset logged as a run artifact) and a regressor (dataset
     as Parquet under the server's data root), both registered."""
     server = request.getfixturevalue(request.param)
-    os.environ["MLFLOW_TRACKING_TOKEN"] = server.create_key("read,write")
-    mlflow.set_tracking_uri(server.url)
     name = f"eval-{uuid.uuid4().hex[:8]}"
     features, labels = make_classification(n_samples=80, n_features=4, random_state=0)
     classes = _frame(features, labels)
@@ -39,7 +37,7 @@ def setup(request, tmp_path_factory):
     features, values = make_regression(n_samples=60, n_features=3, noise=10.0, random_state=1)
     numbers = _frame(features, values)
     regressor = LinearRegression().fit(numbers.drop(columns="label")[:40], values[:40])
-    try:
+    with mlflow_client(server.url, server.create_key("read,write")):
         mlflow.set_experiment(name)
         with mlflow.start_run() as run:
             info = mlflow.sklearn.log_model(classifier, name="model", pip_requirements=[])
@@ -50,9 +48,6 @@ def setup(request, tmp_path_factory):
         with mlflow.start_run():
             info = mlflow.sklearn.log_model(regressor, name="model", pip_requirements=[])
             mlflow.register_model(info.model_uri, f"{name}-reg")
-    finally:
-        mlflow.set_tracking_uri(None)
-        del os.environ["MLFLOW_TRACKING_TOKEN"]
     numbers.to_parquet(server.data_root / f"{name}.parquet", index=False)
     return {"server": server, "name": name, "run_id": run.info.run_id, "classes": classes,
             "classifier": classifier, "numbers": numbers, "regressor": regressor}

@@ -14,6 +14,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from tests.support.hokusai_servers import SERVER_KINDS
+from tests.support.mlflow_client import mlflow_client
 from tests.support.models_api import Api
 
 RUN_METRICS = [
@@ -31,12 +32,10 @@ def registry(request, tmp_path_factory):
     # permissions, which refuse anyone else's, are test_permissions.py's).
     owner = f"models-{uuid.uuid4().hex[:8]}"
     key = server.create_key("read,write", owner=owner)
-    os.environ["MLFLOW_TRACKING_TOKEN"] = key
-    mlflow.set_tracking_uri(server.url)
     name = f"api-{uuid.uuid4().hex[:8]}"
     features = np.array([[0.0], [1.0], [2.0], [3.0]])
     runs = []
-    try:
+    with mlflow_client(server.url, key):
         mlflow.set_experiment(name)
         for metrics in RUN_METRICS:
             with mlflow.start_run() as run:
@@ -47,9 +46,6 @@ def registry(request, tmp_path_factory):
                 runs.append(run.info.run_id)
         local = mlflow.artifacts.download_artifacts(
             f"models:/{name}/1", dst_path=str(tmp_path_factory.mktemp("model")))
-    finally:
-        mlflow.set_tracking_uri(None)
-        del os.environ["MLFLOW_TRACKING_TOKEN"]
     # The client adds registered_model_meta to what it downloads; the store has none.
     files = sorted(os.path.relpath(os.path.join(d, f), local) for d, _, fs in os.walk(local)
                    for f in fs if f != "registered_model_meta")

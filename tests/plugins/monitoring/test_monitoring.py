@@ -5,7 +5,6 @@ moving when drifted inputs arrive, and the HTML report in Chromium."""
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 
@@ -18,6 +17,7 @@ from sklearn.linear_model import LogisticRegression
 
 from tests.support.browser import chromium, screenshot
 from tests.support.hokusai_servers import start_server
+from tests.support.mlflow_client import mlflow_client
 from tests.support.serving import Api, features_frame, log_model, log_training_data
 
 WAIT = 120  # seconds a recorded prediction or a scheduled check may take here
@@ -36,16 +36,11 @@ def setup(tmp_path_factory):
                                     n_redundant=0, random_state=0)
     frame = features_frame(x)
     classifier = LogisticRegression(max_iter=500).fit(frame, labels)
-    os.environ["MLFLOW_TRACKING_TOKEN"] = key
-    mlflow.set_tracking_uri(server.url)
-    try:
+    with mlflow_client(server.url, key):
         mlflow.set_experiment(name)
         with mlflow.start_run() as run:
             log_training_data(server, run, frame, tmp_path_factory.mktemp("data"))
             log_model(classifier, frame, name)
-    finally:
-        mlflow.set_tracking_uri(None)
-        del os.environ["MLFLOW_TRACKING_TOKEN"]
     api = Api(server, key)
     api.deploy(model_name=name, version=1)
     yield {"server": server, "api": api, "key": key, "name": name, "frame": frame,

@@ -5,7 +5,6 @@ answer is checked against the model run here."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import time
 import uuid
@@ -22,6 +21,7 @@ from sklearn.datasets import make_classification, make_regression
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
 from tests.support.hokusai_servers import start_server
+from tests.support.mlflow_client import mlflow_client
 from tests.support.serving import DEADLINE, Api, features_frame, log_model, log_training_data
 
 MODELS = Path(__file__).parent / "serving_models"
@@ -49,9 +49,7 @@ def setup(tmp_path_factory):
     numbers = features_frame(x, "x")
     regressor = LinearRegression().fit(numbers, values)
     regressor2 = LinearRegression().fit(numbers, values * 2 + 1)
-    os.environ["MLFLOW_TRACKING_TOKEN"] = key
-    mlflow.set_tracking_uri(server.url)
-    try:
+    with mlflow_client(server.url, key):
         mlflow.set_experiment(name)
         with mlflow.start_run() as run:
             log_training_data(server, run, classes, tmp_path_factory.mktemp("data"))
@@ -69,9 +67,6 @@ def setup(tmp_path_factory):
                     name="model", python_model=str(MODELS / f"{kind}.py"), pip_requirements=[],
                     signature=infer_signature(probe_input, ["clean"]))
                 mlflow.register_model(info.model_uri, f"{name}-{kind}")
-    finally:
-        mlflow.set_tracking_uri(None)
-        del os.environ["MLFLOW_TRACKING_TOKEN"]
     numbers.to_csv(server.data_root / "reference.csv", index=False)
     api = Api(server, key)
     deployments = {
@@ -294,15 +289,10 @@ def test_batch_job_survives_a_server_restart(setup, tmp_path):
                                n_redundant=0, n_classes=3, random_state=5)
     rows = features_frame(x)
     rows.to_parquet(tmp_path / "rows.parquet", index=False)
-    os.environ["MLFLOW_TRACKING_TOKEN"] = api.headers["X-API-Key"]
-    mlflow.set_tracking_uri(server.url)
-    try:
+    with mlflow_client(server.url, api.headers["X-API-Key"]):
         mlflow.set_experiment(name)
         with mlflow.start_run() as run:
             mlflow.log_artifact(str(tmp_path / "rows.parquet"), artifact_path="batch")
-    finally:
-        mlflow.set_tracking_uri(None)
-        del os.environ["MLFLOW_TRACKING_TOKEN"]
     body = {"model_id": f"{name}-cls", "version": 1, "batch_size": 20,
             "input_path": f"runs:/{run.info.run_id}/batch/rows.parquet",
             "output_path": f"runs:/{run.info.run_id}/batch/out/predicted.parquet"}
@@ -317,15 +307,10 @@ def test_batch_job_survives_a_server_restart(setup, tmp_path):
     done = _wait_job(api, job_id, lambda j: j["status"] in ("succeeded", "failed"))
     assert done["status"] == "succeeded", done
     assert done["attempts"] == 2 and done["rows_done"] == done["rows_total"] == 10_000
-    os.environ["MLFLOW_TRACKING_TOKEN"] = api.headers["X-API-Key"]
-    mlflow.set_tracking_uri(server.url)
-    try:
+    with mlflow_client(server.url, api.headers["X-API-Key"]):
         local = mlflow.artifacts.download_artifacts(
             run_id=run.info.run_id, artifact_path="batch/out/predicted.parquet",
             dst_path=str(tmp_path / "out"))
-    finally:
-        mlflow.set_tracking_uri(None)
-        del os.environ["MLFLOW_TRACKING_TOKEN"]
     output = pd.read_parquet(local)
     assert len(output) == 10_000
     assert output["prediction"].tolist() == setup["classifier"].predict(rows).tolist()
