@@ -8,6 +8,7 @@ import requests
 import sqlalchemy
 from mlflow import MlflowClient
 
+from tests.support.mlflow_client import mlflow_client
 from tests.support.servers import BIN
 
 
@@ -44,11 +45,10 @@ def test_run_user_is_the_principal_not_the_client_claim(hokusai_scheme, monkeypa
     assert run.info.user_id == "erin"
     stored = client.get_run(run.info.run_id)
     assert stored.info.user_id == "erin" and stored.data.tags["mlflow.user"] == "erin"
-    mlflow.set_tracking_uri(hokusai_scheme.url)
-    with mlflow.start_run(experiment_id=experiment) as fluent:
+    with mlflow_client(hokusai_scheme.url, key), \
+            mlflow.start_run(experiment_id=experiment) as fluent:
         pass
     assert client.get_run(fluent.info.run_id).info.user_id == "erin"
-    mlflow.set_tracking_uri(None)
 
 
 def test_job_api_refuses_the_plugin_scheme_clearly(hokusai_scheme):

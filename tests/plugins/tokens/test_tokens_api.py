@@ -12,6 +12,7 @@ from mlflow import MlflowClient
 from mlflow.server import get_app_client
 
 from mlflow_hokusai.client import HokusaiClientError
+from tests.support.mlflow_client import mlflow_client
 
 ALICE = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"  # EIP-55 test vectors
 BOB = "0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359"
@@ -47,14 +48,11 @@ def story(request):
             "description": "a tokenized model", "tags": {"team": "vision"}},
             headers=_headers(key), timeout=60)
         assert registered.status_code == 201, registered.text
-        client = MlflowClient(server.url)
-        with _token(key):
+        with mlflow_client(server.url, key) as client:
             experiment = client.create_experiment(f"tok-exp-{uuid.uuid4().hex[:6]}")
-            mlflow.set_tracking_uri(server.url)
             with mlflow.start_run(experiment_id=experiment) as run:
                 mlflow.log_input(mlflow.data.from_pandas(
                     pd.DataFrame({"x": [1, 2], "y": [0, 1]}), name="train-set"), context="train")
-            mlflow.set_tracking_uri(None)
             run_id = run.info.run_id
             for value, contributor, extra in (("0.85", ALICE, {}), ("0.83", BOB.lower(), {}),
                                               ("0.90", ALICE, {"hokusai_parent_version": "2"})):
