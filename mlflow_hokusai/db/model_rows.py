@@ -18,10 +18,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-import flask
 import sqlalchemy as sa
-from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import INTERNAL_ERROR
 from sqlalchemy import event
 
 if TYPE_CHECKING:
@@ -30,20 +27,25 @@ if TYPE_CHECKING:
 _logger = logging.getLogger(__name__)
 
 
+def move(connection, table: sa.Table, column, old: str, new: str | None, *where) -> None:
+    """Rows of ``table`` whose ``column`` is ``old`` (and that match ``where``)
+    get ``new``; with no ``new``, they are deleted."""
+    if new:
+        # Rows already at the new value can only be left over from a model deleted
+        # outside the server: stale, and in the way of a one-row-per-model key
+        # (drift checks, grants).
+        connection.execute(sa.delete(table).where(*where, column == new))
+        connection.execute(sa.update(table).where(*where, column == old)
+                           .values({column.name: new}))
+    else:
+        connection.execute(sa.delete(table).where(*where, column == old))
+
+
 def follow(connection, tables, name: str, new_name: str | None) -> None:
     """Move the rows of ``tables`` (each with a ``model_name`` column) from
     ``name`` to ``new_name``, or delete them when there is no new name."""
     for table in tables:
-        column = table.c.model_name
-        if new_name:
-            # Rows already under the new name can only be left over from a model
-            # deleted outside the server: stale, and in the way of a one-row-per-model
-            # key (drift checks).
-            connection.execute(sa.delete(table).where(column == new_name))
-            connection.execute(sa.update(table).where(column == name)
-                               .values(model_name=new_name))
-        else:
-            connection.execute(sa.delete(table).where(column == name))
+        move(connection, table, table.c.model_name, name, new_name)
 
 
 def _same_database(session, engine: sa.engine.Engine) -> bool:
@@ -58,29 +60,31 @@ def alongside(hokusai: Hokusai, session, work: Callable[[sa.engine.Connection], 
     (MLflow's change stands). ``then`` runs after the commit. Only for the
     store this app serves, in its requests: another registry store of the
     process (a script's, a test's) changes another registry."""
+    import flask  # here: the hokusai CLI imports grants, and so this module
+
     if not (flask.has_app_context() and flask.current_app.extensions.get("hokusai") is hokusai):
         return
     if _same_database(session, hokusai.engine):
         try:
             work(session.connection())
         except sa.exc.SQLAlchemyError as error:
+            from mlflow.exceptions import MlflowException
+            from mlflow.protos.databricks_pb2 import INTERNAL_ERROR
+
             # MLflow would answer a database error 400, blaming the request.
             raise MlflowException(f"{what} could not follow the model's change, so the "
                                   "change was not made", INTERNAL_ERROR) from error
-        if then is not None:
-            event.listen(session, "after_commit", lambda _: then(), once=True)
-        return
+    else:
+        def work_after_commit(_session) -> None:
+            try:
+                with hokusai.engine.begin() as connection:
+                    work(connection)
+            except Exception:
+                _logger.exception("%s did not follow the model's change", what)
 
-    def after_commit(_session) -> None:
-        try:
-            with hokusai.engine.begin() as connection:
-                work(connection)
-        except Exception:
-            _logger.exception("%s did not follow the model's change", what)
-        if then is not None:
-            then()
-
-    event.listen(session, "after_commit", after_commit, once=True)
+        event.listen(session, "after_commit", work_after_commit, once=True)
+    if then is not None:  # listeners run in the order they were added
+        event.listen(session, "after_commit", lambda _: then(), once=True)
 
 
 def follower(hokusai: Hokusai, *tables: sa.Table):

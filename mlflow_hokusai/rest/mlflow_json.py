@@ -72,11 +72,12 @@ def _page_token_offset(body: dict, args) -> str | None:
 def _webhook_events(body: dict, args) -> str | None:
     from mlflow.protos import webhooks_pb2
 
+    fields = {field: {value.name: value.number for value in enum.DESCRIPTOR.values
+                      if value.number}  # 0 is the unspecified one
+              for field, enum in (("entity", webhooks_pb2.WebhookEntity),
+                                  ("action", webhooks_pb2.WebhookAction))}
     for index, event in enumerate(body.get("events") or ()):
-        for field, enum in (("entity", webhooks_pb2.WebhookEntity),
-                            ("action", webhooks_pb2.WebhookAction)):
-            known = {value.name: value.number for value in enum.DESCRIPTOR.values
-                     if value.number}  # 0 is the unspecified one
+        for field, known in fields.items():
             value = event.get(field) if isinstance(event, dict) else None
             if value not in known and not (type(value) is int and value in known.values()):
                 return f"Field events.{index}.{field} must be one of {', '.join(known)}"

@@ -12,6 +12,7 @@ import time
 
 import sqlalchemy as sa
 
+from mlflow_hokusai.db import model_rows
 from mlflow_hokusai.db.schema import grants as G
 from mlflow_hokusai.plugins.auth.ttlcache import TtlCache
 
@@ -91,15 +92,9 @@ class Grants:
     def rename(self, connection, workspace: str, resource_type: str, old_id, new_id) -> None:
         """Move a resource's grants to its new id, or drop them (``new_id`` None),
         in ``connection``'s transaction; call ``forget_all`` once it commits."""
-        same_kind = (G.c.workspace == workspace, G.c.resource_type == resource_type)
-        where = (*same_kind, G.c.resource_id == str(old_id))
-        if new_id:
-            # Grants already on the new name were left by a model deleted outside
-            # the server: not the renamed model's (and in the way of the key).
-            connection.execute(G.delete().where(*same_kind, G.c.resource_id == str(new_id)))
-            connection.execute(G.update().where(*where).values(resource_id=str(new_id)))
-        else:
-            connection.execute(G.delete().where(*where))
+        model_rows.move(connection, G, G.c.resource_id, str(old_id),
+                        str(new_id) if new_id else None,
+                        G.c.workspace == workspace, G.c.resource_type == resource_type)
 
     def forget_all(self) -> None:
         self._cache.clear()

@@ -162,27 +162,6 @@ def test_a_failing_plugin_undoes_the_rename_or_only_its_own_move(registry, caplo
         assert "did not follow the model's change" in caplog.text
 
 
-def _grants(engine, name: str) -> int:
-    with engine.connect() as connection:
-        return connection.execute(sa.select(sa.func.count()).select_from(schema.grants).where(
-            schema.grants.c.resource_id == name)).scalar_one()
-
-
-def test_a_new_model_starts_without_what_an_earlier_one_left(registry):
-    """Rows and a grant a model of the name left (deleted outside the server:
-    a hokusai+ client, a workspace deleted with its models) are not the next
-    creator's."""
-    shared, hokusai, store = registry
-    _fill(hokusai.engine, "m")
-    with hokusai.engine.begin() as connection:
-        connection.execute(schema.grants.insert().values(
-            workspace="", resource_type="registered_model", resource_id="m",
-            principal="mallory", permission="MANAGE", granted_at=1))
-    store.create_registered_model("m")
-    assert _count(hokusai.engine, "m") == {table.name: 0 for table in _rows()}
-    assert _grants(hokusai.engine, "m") == 0
-
-
 def _grant(engine, name: str, principal: str) -> None:
     with engine.begin() as connection:
         connection.execute(schema.grants.insert().values(
@@ -194,6 +173,18 @@ def _grantees(engine, name: str) -> set[str]:
     with engine.connect() as connection:
         return set(connection.execute(sa.select(schema.grants.c.principal).where(
             schema.grants.c.resource_id == name)).scalars())
+
+
+def test_a_new_model_starts_without_what_an_earlier_one_left(registry):
+    """Rows and a grant a model of the name left (deleted outside the server:
+    a hokusai+ client, a workspace deleted with its models) are not the next
+    creator's."""
+    shared, hokusai, store = registry
+    _fill(hokusai.engine, "m")
+    _grant(hokusai.engine, "m", "mallory")
+    store.create_registered_model("m")
+    assert _count(hokusai.engine, "m") == {table.name: 0 for table in _rows()}
+    assert _grantees(hokusai.engine, "m") == set()
 
 
 def test_a_renamed_model_takes_no_grant_left_on_its_new_name(registry):

@@ -25,4 +25,3 @@ def serve(name: str, hokusai: Hokusai) -> flask.Flask:
     app.wsgi_app = WsgiAdapter(app.wsgi_app, hokusai.pipeline, hokusai.body_limit)
     hokusai.routes.build()
     return app
-
