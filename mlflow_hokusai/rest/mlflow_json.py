@@ -84,13 +84,23 @@ def _webhook_events(body: dict, args) -> str | None:
     return None
 
 
+def _demo_features(body: dict, args) -> str | None:
+    features = body.get("features")
+    if features is not None and not (isinstance(features, list) and
+                                     all(isinstance(item, str) for item in features)):
+        return "Field features must be a list of demo feature names"
+    return None
+
+
 # (path pattern, check(body, query args) -> problem or None), for MLflow 3.17's
 # handlers: link-prompts reads int(version), the dataset records' page token is
-# an int() offset, a webhook's events become enums (an unknown one is a 500).
+# an int() offset, a webhook's events become enums (an unknown one is a 500),
+# the demo's features are searched with ``in`` (a number is a 500).
 FIELD_CHECKS = (
     (re.compile(r"/mlflow/traces/link-prompts$"), _prompt_versions),
     (re.compile(r"/mlflow/datasets/[^/]+/records$"), _page_token_offset),
     (re.compile(r"/mlflow/webhooks(?:/[^/]+)?$"), _webhook_events),
+    (re.compile(r"/mlflow/demo/generate$"), _demo_features),
 )
 
 

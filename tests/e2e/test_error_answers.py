@@ -196,7 +196,7 @@ def _mistyped(tag: str) -> dict:
     return {"name": f"mistyped-{tag}", "version": "x", "trace_id": "t", "run_id": "zz",
             "prompt_versions": [{"name": "p", "version": "abc"}], "experiment_id": "abc",
             "max_results": -1, "page_token": "zzz",
-            "events": [{"entity": "model_version", "action": "made"}]}
+            "events": [{"entity": "model_version", "action": "made"}], "features": 5}
 
 
 def test_no_mlflow_route_fails_on_missing_or_mistyped_fields(uvicorn_sqlite):
@@ -289,3 +289,32 @@ def test_mlflow_messages_carry_no_sql():
     answer = app.test_client().post("/api/2.0/mlflow/runs/search", json={})
     assert answer.status_code == 500 and answer.json["message"] == DATABASE_ERROR_MESSAGE
     assert "SELECT" not in answer.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(("path", "body", "problem"), [
+    ("/ajax-api/3.0/mlflow/demo/generate", {"features": 5}, "features must be a list"),
+    ("/ajax-api/3.0/mlflow/demo/generate", {"features": ["traces", 1]}, "features must be a list"),
+    ("/api/2.0/mlflow/webhooks", {"events": [{"entity": "run", "action": "created"}]},
+     "events.0.entity must be one of"),
+    ("/api/3.0/mlflow/traces/link-prompts", {"prompt_versions": [{"name": "p", "version": "x"}]},
+     "prompt_versions.0.version must be a whole number"),
+])
+def test_fields_mlflow_reads_unchecked_are_refused_before_its_handler(path, body, problem):
+    """In process: the field checks answer 400 naming the field, and MLflow's
+    handler (which would raise a TypeError or ValueError: a 500) never runs."""
+    import flask
+
+    from mlflow_hokusai.errors import HokusaiError
+    from mlflow_hokusai.rest import mlflow_json
+    from mlflow_hokusai.web import error_response
+
+    app = flask.Flask(__name__)
+    app.register_error_handler(HokusaiError, error_response)  # as Hokusai.init_app does
+    mlflow_json.init_app(app)
+    reached = []
+    app.add_url_rule(path, "handler", lambda: reached.append(path) or {}, methods=["POST"])
+
+    answer = app.test_client().post(path, json=body)
+    assert answer.status_code == 400 and problem in answer.json["message"], answer.json
+    assert reached == []
+    assert app.test_client().post(path, json={}).status_code == 200 and reached == [path]
