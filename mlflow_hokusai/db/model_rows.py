@@ -6,7 +6,8 @@ deployments and drift reports.
 
 The registry store sends ``signals.model_changed`` inside MLflow's own write
 transaction (plugins/store/registry.py). When Hokusai's tables share MLflow's
-database, as they do unless HOKUSAI_DATABASE_URI names another, the rows move
+database, as they do unless HOKUSAI_DATABASE_URI names another (``database_of``
+sees through spellings), the rows move
 in that transaction: MLflow's change and theirs commit together or not at all,
 and a concurrent rename to the freed name waits for both. In another database
 they move once MLflow's transaction has committed.
@@ -48,8 +49,31 @@ def follow(connection, tables, name: str, new_name: str | None) -> None:
         move(connection, table, table.c.model_name, name, new_name)
 
 
+# A port left out of a URI is the server's default one.
+_DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mariadb": 3306, "mssql": 1433}
+
+
+def database_of(url: sa.engine.URL | str) -> tuple:
+    """What names a database, however its URI spells it: not the driver
+    (``postgresql://`` is ``postgresql+psycopg2://``), not a default port, not
+    a relative SQLite path. Hosts are compared as written: ``localhost`` may
+    be another server than ``127.0.0.1``, and a wrong "same" would run
+    Hokusai's statements in a database without its tables."""
+    import os
+
+    url = sa.engine.make_url(url)
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        path = url.database or ""
+        if path and path != ":memory:" and not path.startswith("file:"):
+            path = os.path.realpath(path)
+        return backend, path
+    return (backend, url.username, (url.host or "").lower(),
+            url.port or _DEFAULT_PORTS.get(backend), url.database)
+
+
 def _same_database(session, engine: sa.engine.Engine) -> bool:
-    return session.get_bind().url == engine.url
+    return database_of(session.get_bind().url) == database_of(engine.url)
 
 
 def alongside(hokusai: Hokusai, session, work: Callable[[sa.engine.Connection], None], what: str,

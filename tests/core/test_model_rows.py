@@ -102,21 +102,47 @@ def test_a_refused_delete_moves_nothing(team):
 
 # -- in the process: MLflow's transaction, with Hokusai's tables in its database or not
 
-@pytest.fixture(params=["shared", "separate"])
+# Hokusai's database: MLflow's, spelled as MLflow's or otherwise (relative to
+# the folder above: engines are cached by URI), or another.
+_LAYOUTS = {"shared": "sqlite:///{tmp}/mlflow.db", "shared-respelled": "sqlite:///{name}/mlflow.db",
+            "separate": "sqlite:///{tmp}/hokusai.db"}
+
+
+@pytest.fixture(params=sorted(_LAYOUTS))
 def registry(request, tmp_path, monkeypatch, mlflow_store_builders_restored):
     """An app whose plugins follow models, and Hokusai's registry store on its
-    own MLflow database: Hokusai's tables in that database, or in another."""
+    own MLflow database: Hokusai's tables in that database (its URI spelled as
+    MLflow's, or as a relative path), or in another."""
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "metrics"))
+    monkeypatch.chdir(tmp_path.parent)
     mlflow_db = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    shared = request.param == "shared"
-    hokusai = Hokusai(settings(tmp_path), mlflow_db if shared else
-                      f"sqlite:///{tmp_path / 'hokusai.db'}")
+    shared = request.param.startswith("shared")
+    hokusai = Hokusai(settings(tmp_path), _LAYOUTS[request.param].format(tmp=tmp_path,
+                                                                         name=tmp_path.name))
     app = serve("rows", hokusai)
     store = registry_store_class(False)(mlflow_db)
     with app.test_request_context():
         yield shared, hokusai, store
     hokusai.receivers.disconnect()
     hokusai.pipeline.shutdown()
+
+
+@pytest.mark.parametrize(("one", "other", "same"), [
+    ("postgresql://u@db:5432/m", "postgresql+psycopg2://u@db/m", True),
+    ("mysql+pymysql://u:p@db/m", "mysql://u:q@db:3306/m", True),
+    ("sqlite:///m.db", "sqlite:///{cwd}/m.db", True),
+    ("postgresql://u@db/m", "postgresql://u@db/other", False),
+    ("postgresql://u@db/m", "postgresql://v@db/m", False),
+    ("postgresql://u@db/m", "postgresql://u@db:5433/m", False),
+    ("postgresql://u@localhost/m", "postgresql://u@127.0.0.1/m", False),
+    ("postgresql://u@db/m", "mysql://u@db/m", False),
+    ("sqlite:///m.db", "sqlite:///n.db", False),
+    ("sqlite://", "sqlite:///m.db", False),
+])
+def test_one_database_however_its_uri_is_spelled(one, other, same, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    other = other.format(cwd=tmp_path)
+    assert (model_rows.database_of(one) == model_rows.database_of(other)) is same
 
 
 def _fill(engine, name: str) -> None:
