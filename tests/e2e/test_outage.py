@@ -5,7 +5,6 @@ import threading
 import time
 import uuid
 
-import mlflow
 import pytest
 import requests
 from mlflow import MlflowClient
@@ -121,7 +120,6 @@ def test_mlflow_client_loses_nothing_across_a_short_outage(server, cluster, key,
     assert not writer.is_alive() and errors == []
     history = client.get_metric_history(run.info.run_id, "loss")
     assert sorted({m.step for m in history}) == list(range(30))
-    mlflow.set_tracking_uri(None)
 
 
 @pytest.fixture(scope="module")
