@@ -56,9 +56,10 @@ _DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mariadb": 3306, "mssql": 1
 def database_of(url: sa.engine.URL | str) -> tuple:
     """What names a database, however its URI spells it: not the driver
     (``postgresql://`` is ``postgresql+psycopg2://``), not a default port, not
-    a relative SQLite path. Hosts are compared as written: ``localhost`` may
-    be another server than ``127.0.0.1``, and a wrong "same" would run
-    Hokusai's statements in a database without its tables."""
+    a relative SQLite path. Hosts and query options are compared as written
+    (``localhost`` may be another server than ``127.0.0.1``, an ``options``
+    may set another schema search path): a wrong "same" would run Hokusai's
+    statements where its tables are not."""
     import os
 
     url = sa.engine.make_url(url)
@@ -69,7 +70,7 @@ def database_of(url: sa.engine.URL | str) -> tuple:
             path = os.path.realpath(path)
         return backend, path
     return (backend, url.username, (url.host or "").lower(),
-            url.port or _DEFAULT_PORTS.get(backend), url.database)
+            url.port or _DEFAULT_PORTS.get(backend), url.database, sorted(url.query.items()))
 
 
 def _same_database(session, engine: sa.engine.Engine) -> bool:

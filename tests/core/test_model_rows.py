@@ -135,6 +135,7 @@ def registry(request, tmp_path, monkeypatch, mlflow_store_builders_restored):
     ("postgresql://u@db/m", "postgresql://v@db/m", False),
     ("postgresql://u@db/m", "postgresql://u@db:5433/m", False),
     ("postgresql://u@localhost/m", "postgresql://u@127.0.0.1/m", False),
+    ("postgresql://u@db/m", "postgresql://u@db/m?options=-csearch_path%3Dh", False),
     ("postgresql://u@db/m", "mysql://u@db/m", False),
     ("sqlite:///m.db", "sqlite:///n.db", False),
     ("sqlite://", "sqlite:///m.db", False),
