@@ -61,12 +61,14 @@ PREVIOUS_MLFLOW ?= 3.16.1
 # the suite is bound by CPU, and the shared PostgreSQL allows 100 connections.
 TEST_PROCESSES ?= 2
 
-# The three run side by side, each line of their output whole: lint is mypy on
-# one core for about a minute, the compat run mostly waits on its install and
-# its servers, while the suite leaves about a tenth of the CPU idle.
+# Lint and the compat run go beside the suite (lint is mypy on one core for
+# about a minute, the compat run mostly waits on its install and its servers,
+# while the suite leaves about a tenth of the CPU idle), each printing its
+# output whole when done; the suite prints as it goes. Either failing fails.
 test: $(CHROMIUM) $(BWRAP) $(VENV)/.installed-test
-	$(MAKE) --no-print-directory -j3 --output-sync=line lint suite test-compat \
-		MLFLOW_VERSION=$(PREVIOUS_MLFLOW)
+	$(MAKE) --no-print-directory -j2 --output-sync=target lint test-compat \
+		MLFLOW_VERSION=$(PREVIOUS_MLFLOW) & \
+	beside=$$!; $(MAKE) --no-print-directory suite; suite=$$?; wait $$beside && exit $$suite
 
 suite: $(VENV)/.installed-test
 	$(VENV)/bin/pytest -n $(TEST_PROCESSES) --dist loadfile
