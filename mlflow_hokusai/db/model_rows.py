@@ -16,6 +16,7 @@ they move once MLflow's transaction has committed.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -60,8 +61,6 @@ def database_of(url: sa.engine.URL | str) -> tuple:
     (``localhost`` may be another server than ``127.0.0.1``, an ``options``
     may set another schema search path): a wrong "same" would run Hokusai's
     statements where its tables are not."""
-    import os
-
     url = sa.engine.make_url(url)
     backend = url.get_backend_name()
     if backend == "sqlite":
