@@ -56,10 +56,15 @@ def start(root: Path, name: str, artifacts_for, workers: int) -> tuple[MlflowSer
 
 def transfer(server: MlflowServer, headers: dict, files: dict[str, bytes],
              concurrency: int) -> float:
-    """Upload every file, then download every file; MB per second over both."""
-    prefix = uuid.uuid4().hex[:8]
+    """Upload every file, then download every file; MB per second over both.
+    Under an experiment of the key's own: a proxied artifact path's first
+    segment is the experiment whose permissions govern it."""
     session = requests.Session()
     session.headers.update(headers)
+    created = session.post(f"{server.url}/api/2.0/mlflow/experiments/create",
+                           json={"name": f"bench-{uuid.uuid4().hex}"}, timeout=60)
+    created.raise_for_status()
+    prefix = created.json()["experiment_id"]
 
     def put(item):
         path, data = item
@@ -95,6 +100,7 @@ def model_twice(server: MlflowServer, headers: dict) -> None:
     model = Weights()
     os.environ["MLFLOW_TRACKING_TOKEN"] = headers["Authorization"].split()[1]
     mlflow.set_tracking_uri(server.url)
+    mlflow.set_experiment(f"bench-model-{uuid.uuid4().hex}")  # the key's own (it may EDIT)
     for _ in range(2):
         with mlflow.start_run():
             mlflow.pyfunc.log_model(name="model", python_model=model, pip_requirements=[])
