@@ -18,6 +18,8 @@ from mlflow_hokusai.errors import ConfigurationError
 PREFIX = "HOKUSAI_"
 # Rate-limit tiers a key may carry.
 TIERS = ("free", "standard", "enterprise")
+# Key scopes, weakest first (plugins/auth/scopes.py says what each allows).
+SCOPES = ("read", "write", "evaluator", "admin")
 
 
 def _bool(raw: str) -> bool:
@@ -136,6 +138,12 @@ class Settings:
         "READ", "Permission on an experiment or registered model for every principal but its "
         "owner (who has MANAGE) and those granted another: NO_PERMISSIONS (a private server), "
         "READ, EDIT or MANAGE.", _permission)
+    gateway_scope: str = setting(
+        "admin", "Scope a key needs to call MLflow's AI gateway endpoints (`POST /gateway/...`, "
+        "spending the provider secrets admins stored) and the UI's deployments proxy (`POST "
+        "/ajax-api/2.0/mlflow/gateway-proxy`): read, write, evaluator or admin. One scope "
+        "opens every endpoint (Hokusai has no per-endpoint grant); the calls are audited "
+        "whatever it is.", _choice(*SCOPES))
     last_used_interval_seconds: float = setting(
         60.0, "A key's `last_used_at` is written at most once per this interval.", _positive_float)
     default_tier: str = setting(

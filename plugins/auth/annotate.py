@@ -12,13 +12,14 @@ def annotate(table, method: str, template: str, key: str, native: bool) -> Route
     """``table``: the app's route table, with the rules, public paths and
     resources its plugins declared."""
     # An unmatched request's key is its path: judged as written, as before routing.
-    scope = permissions.required_scope(method, key if template == UNMATCHED else template,
-                                       table.rules)
+    judged = key if template == UNMATCHED else template
+    scope = permissions.required_scope(method, judged, table.rules)
     public = method in permissions.SAFE_METHODS and \
         (template in permissions.PUBLIC_PATHS or template in table.public_paths)
     return Route(method=method, template=template, key=key, scope=scope,
                  access=resources.access_of(method, template, key, native, table.accesses),
-                 audited=method in permissions.WRITE_METHODS and scope != READ,
+                 audited=method in permissions.WRITE_METHODS and
+                 (scope != READ or permissions.spends_gateway(method, judged)),
                  # OPTIONS only answers which methods a route allows.
                  classified=template == UNMATCHED or public or method == "OPTIONS" or
                  resources.is_known(template, key, native),

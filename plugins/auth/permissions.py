@@ -60,6 +60,20 @@ RULES: tuple[Rule, ...] = (
 )
 
 
+# POSTs that spend provider credentials: MLflow's AI gateway invocations
+# (FastAPI-native, uvicorn only; its one GET lists the endpoints) and the UI's
+# proxy to the deployments server the operator configured. Their scope is a
+# setting (HOKUSAI_GATEWAY_SCOPE) the auth plugin declares: MLflow's basic-auth
+# grants USE per endpoint, Hokusai has no per-endpoint permission, so one scope
+# opens them all. Audited whatever that scope is.
+GATEWAY_CALLS = (r"/gateway/.*", r"/ajax-api/2\.0/mlflow/gateway-proxy")
+_GATEWAY_CALL = re.compile("|".join(GATEWAY_CALLS))
+
+
+def spends_gateway(method: str, path: str) -> bool:
+    return method == "POST" and bool(_GATEWAY_CALL.fullmatch(normalize(path)))
+
+
 def _static_prefix() -> str:
     return os.environ.get(STATIC_PREFIX_ENV, "").rstrip("/")
 

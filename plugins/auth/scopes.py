@@ -6,8 +6,9 @@ an ``admin`` key can also write and read, a ``write`` key can also read.
 (plugins/benchmarks). It must be held by name (``vouches``): an ``admin`` key
 passes every scope check but does not vouch for a number it types."""
 
-READ, WRITE, EVALUATOR, ADMIN = "read", "write", "evaluator", "admin"
-ALL = (READ, WRITE, EVALUATOR, ADMIN)
+from mlflow_hokusai.settings import SCOPES as ALL
+
+READ, WRITE, EVALUATOR, ADMIN = ALL
 BOOTSTRAP = (READ, WRITE, ADMIN)  # the first admin key's
 _RANK = {scope: rank for rank, scope in enumerate(ALL)}
 

@@ -8,7 +8,7 @@ from mlflow.environment_variables import MLFLOW_ENABLE_WORKSPACES
 
 from mlflow_hokusai import signals
 from mlflow_hokusai.pipeline import current_principal
-from mlflow_hokusai.plugins.auth import api, grants_api, visibility
+from mlflow_hokusai.plugins.auth import api, grants_api, permissions, visibility
 from mlflow_hokusai.plugins.auth.authorize import Authorizer
 from mlflow_hokusai.plugins.auth.gate import MarkPublic
 from mlflow_hokusai.plugins.auth.grants import Grants
@@ -25,6 +25,8 @@ def _hand_principal_to_mlflow():
 
 
 def init_app(flask_app: flask.Flask, hokusai) -> None:
+    for pattern in permissions.GATEWAY_CALLS:
+        hokusai.routes.add_rule({"POST"}, pattern, hokusai.settings.gateway_scope)
     hokusai.pipeline.add(MarkPublic(hokusai.routes.public_paths), order=-20)
     hokusai.pipeline.add(hokusai.gate, order=0)
     hokusai.pipeline.add(TenantStep(MLFLOW_ENABLE_WORKSPACES.get()), order=1)

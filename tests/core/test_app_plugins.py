@@ -23,7 +23,7 @@ def two_apps(tmp_path, monkeypatch):
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "metrics"))
     full = Hokusai(settings(tmp_path), f"sqlite:///{tmp_path / 'full.db'}")
     lean = Hokusai(settings(tmp_path, HOKUSAI_METRICS_REQUIRE_AUTH="true",
-                            HOKUSAI_AUDIT_ENABLED="false"),
+                            HOKUSAI_AUDIT_ENABLED="false", HOKUSAI_GATEWAY_SCOPE="read"),
                    f"sqlite:///{tmp_path / 'lean.db'}",
                    plugins=tuple(p for p in BUILTIN_PLUGINS if p not in (DSPY, MONITORING)))
     apps = serve("full", full), serve("lean", lean)
@@ -45,6 +45,16 @@ def test_rules_and_public_paths_of_one_app_do_not_reach_another(two_apps):
                                       full.routes.rules) == "read"
     assert permissions.required_scope("POST", "/api/v1/monitoring/m/feedback",
                                       lean.routes.rules) == "write"
+    # Calling the AI gateway spends the provider secrets admins stored: admin
+    # unless HOKUSAI_GATEWAY_SCOPE opens it, audited whatever the scope; listing
+    # its endpoints is a read.
+    for path in ("/gateway/e/mlflow/invocations", "/gateway/mlflow/v1/chat/completions",
+                 "/gateway/openai/v1/chat/completions", "/ajax-api/2.0/mlflow/gateway-proxy"):
+        assert permissions.required_scope("POST", path, full.routes.rules) == "admin"
+        assert permissions.required_scope("POST", path, lean.routes.rules) == "read"
+        assert lean.routes.resolve("POST", path).route.audited
+    assert permissions.required_scope("GET", "/gateway/mlflow/v1/models", full.routes.rules) == \
+        "read"
     # Rules both install stay in each: the audit trail is the admin's.
     for hokusai in (full, lean):
         assert hokusai.routes.resolve("GET", "/api/audit").route.scope == "admin"

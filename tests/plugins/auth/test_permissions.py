@@ -367,8 +367,9 @@ def test_grants_from_the_cli_and_the_app_client(team, monkeypatch):
 
 def test_server_wide_operator_routes_need_the_admin_scope(uvicorn_sqlite):
     """A write key may not subscribe a webhook to every principal's model
-    events, read the webhooks, rewire the AI gateway or hard-delete MLflow's
-    demo data; an admin key passes the gate."""
+    events, read the webhooks, rewire the AI gateway, call its endpoints (they
+    spend the provider secrets admins stored) or hard-delete MLflow's demo
+    data; an admin key passes the gate."""
     writer = Caller(uvicorn_sqlite, uvicorn_sqlite.create_key("read,write"))
     admin = Caller(uvicorn_sqlite, uvicorn_sqlite.admin_key)
     # Events spelled as MLflow's entities, not its protocol's names: refused
@@ -380,11 +381,23 @@ def test_server_wide_operator_routes_need_the_admin_scope(uvicorn_sqlite):
                                ("GET", "/api/2.0/mlflow/webhooks", None),
                                ("POST", "/api/3.0/mlflow/gateway/endpoints/update",
                                 {"endpoint_id": "e-1", "name": "mine"}),
+                               ("POST", "/gateway/no-such-endpoint/mlflow/invocations",
+                                {"messages": [{"role": "user", "content": "hi"}]}),
+                               ("POST", "/gateway/mlflow/v1/chat/completions",
+                                {"model": "no-such-endpoint",
+                                 "messages": [{"role": "user", "content": "hi"}]}),
+                               ("POST", "/mlflow/gateway/openai/v1/chat/completions",
+                                {"model": "no-such-endpoint",
+                                 "messages": [{"role": "user", "content": "hi"}]}),
+                               ("POST", "/ajax-api/2.0/mlflow/gateway-proxy",
+                                {"gateway_path": "gateway/no-such-endpoint/invocations"}),
                                ("POST", "/ajax-api/3.0/mlflow/demo/delete", {})]:
         refused = writer(method, path, json=body)
         assert refused.status_code == 403, (path, refused.text)
         assert "lacks the 'admin' scope" in refused.json()["message"], refused.text
         assert admin(method, path, json=body).status_code != 403, path
+    # Listing the gateway's endpoints is a read.
+    assert writer("GET", "/gateway/mlflow/v1/models").status_code == 200
     malformed = admin("POST", "/api/2.0/mlflow/webhooks", json=hook)
     assert malformed.status_code == 400, malformed.text
     assert "events.0.entity must be one of REGISTERED_MODEL, MODEL_VERSION" in malformed.text
